@@ -1,0 +1,232 @@
+"""Images API client on httpx: one generation request, retries, error mapping.
+
+Retried (exponential backoff, honouring ``Retry-After``/``retry-after-ms``):
+429 rate limits, 408, 500/502/503/504, timeouts and dropped connections.
+Never retried: 400 (including ``content_policy_violation``), 401, 403 and
+429 ``insufficient_quota``: they fail with the API's own message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .errors import APIError
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 60.0
+USER_AGENT = "pytest-imagegen"
+
+
+@dataclass
+class GeneratedImage:
+    data: bytes
+    revised_prompt: str | None = None
+    source: str = "b64_json"  # or "url"
+
+
+@dataclass
+class Generation:
+    """What one successful images call returned."""
+
+    images: list[GeneratedImage]
+    usage: dict[str, Any] | None
+    meta: dict[str, Any] = field(default_factory=dict)  # echoed size, quality, output_format
+    attempts: int = 1
+
+    @property
+    def revised_prompts(self) -> list[str | None]:
+        return [i.revised_prompt for i in self.images]
+
+
+def images_url(base_url: str) -> str:
+    return base_url.rstrip("/") + "/images/generations"
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` / ``Retry-After`` (seconds or HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_details(response: httpx.Response) -> tuple[str, str | None, str | None]:
+    """(message, code, type) from an OpenAI-style error body, or the raw text."""
+    try:
+        payload = response.json()
+    except ValueError:
+        text = response.text.strip()[:300]
+        return (text or response.reason_phrase or "no message"), None, None
+    err = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("message") or "no message"), err.get("code"), err.get("type")
+    if isinstance(err, str):
+        return err, None, None
+    return str(payload)[:300], None, None
+
+
+def _hint(status: int, code: str | None, error_type: str | None) -> str:
+    if code == "content_policy_violation":
+        return "the prompt was refused by the content policy; rephrase it"
+    if code == "insufficient_quota" or error_type == "insufficient_quota":
+        return "the account is out of quota or credit; top it up or use another key"
+    if status == 401:
+        return (
+            "the API key was rejected; check IMAGEGEN_API_KEY (or WISGATE_API_KEY / "
+            "OPENAI_API_KEY) and the base URL"
+        )
+    if status == 403:
+        return "the key may not use this model or endpoint; check its permissions"
+    if status == 404:
+        return "check --imagegen-base-url / IMAGEGEN_BASE_URL: it should end in /v1"
+    if status == 429:
+        return "still rate limited after retries; run fewer workers or raise imagegen_max_retries"
+    if status >= 500:
+        return "the service kept failing; try again later or raise imagegen_max_retries"
+    return "fix the request as the message says"
+
+
+def is_retryable(status: int, code: str | None, error_type: str | None) -> bool:
+    if status == 429 and "insufficient_quota" in (code, error_type):
+        return False
+    return status in RETRY_STATUSES
+
+
+class ImagesClient:
+    """Sends one images request at a time; safe to share within a process."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 180.0,
+        max_retries: int = 3,
+        backoff: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self._sleep = sleep
+        self._api_key = api_key
+        self._http = http or httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 30)))
+        self._owns_http = http is None
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> ImagesClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, MAX_RETRY_AFTER)
+        return float(self.backoff * (2**attempt))
+
+    def _send(self, method: str, url: str, what: str, **kwargs: Any) -> tuple[httpx.Response, int]:
+        """Send with retries; return the final non-retryable response and attempts used."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._http.request(method, url, **kwargs)
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                if attempt > self.max_retries:
+                    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+                    raise APIError(
+                        f"{what} {kind} after {attempt} attempt(s): {type(exc).__name__}: {exc}; "
+                        "check the base URL and the service, or raise imagegen_timeout / "
+                        "imagegen_max_retries",
+                        attempts=attempt,
+                    ) from None
+                self._sleep(self._delay(attempt - 1, None))
+                continue
+            if response.status_code < 400:
+                return response, attempt
+            message, code, error_type = _error_details(response)
+            if is_retryable(response.status_code, code, error_type) and attempt <= self.max_retries:
+                self._sleep(self._delay(attempt - 1, retry_after_seconds(response.headers)))
+                continue
+            label = " ".join(
+                dict.fromkeys(str(x) for x in (response.status_code, error_type, code) if x)
+            )
+            tries = f" after {attempt} attempts" if attempt > 1 else ""
+            raise APIError(
+                f"{what} failed{tries}: HTTP {label}: {message}\n"
+                f"  what to do: {_hint(response.status_code, code, error_type)}",
+                status=response.status_code,
+                code=code,
+                error_type=error_type,
+                attempts=attempt,
+            )
+
+    def generate(self, body: Mapping[str, Any]) -> Generation:
+        """POST ``/images/generations`` and return decoded images."""
+        headers = {"Authorization": f"Bearer {self._api_key}", "User-Agent": USER_AGENT}
+        response, attempts = self._send(
+            "POST", images_url(self.base_url), "images request", json=dict(body), headers=headers
+        )
+        try:
+            payload = response.json()
+            items = payload["data"]
+            if not isinstance(items, list):
+                raise TypeError("data is not a list")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise APIError(
+                f"images response is not an images result ({exc}); is the base URL an "
+                "OpenAI-compatible endpoint?",
+                status=response.status_code,
+            ) from None
+        images = []
+        for index, item in enumerate(items):
+            revised = item.get("revised_prompt") if isinstance(item, dict) else None
+            if isinstance(item, dict) and item.get("b64_json"):
+                try:
+                    data = base64.b64decode(item["b64_json"], validate=True)
+                except (binascii.Error, ValueError):
+                    raise APIError(f"image {index} in the response is not valid base64") from None
+                images.append(GeneratedImage(data, revised, "b64_json"))
+            elif isinstance(item, dict) and item.get("url"):
+                # Download in the same call; never send the API key to the image host.
+                got, _ = self._send(
+                    "GET", str(item["url"]), f"download of image {index}",
+                    headers={"User-Agent": USER_AGENT},
+                )  # fmt: skip
+                images.append(GeneratedImage(got.content, revised, "url"))
+            else:
+                raise APIError(f"image {index} in the response has neither b64_json nor url")
+        meta = {
+            k: payload[k]
+            for k in ("size", "quality", "output_format", "background")
+            if k in payload
+        }
+        usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else None
+        return Generation(images=images, usage=usage, meta=meta, attempts=attempts)

@@ -1,0 +1,274 @@
+"""Price table and cost arithmetic (pure: no pytest, no network).
+
+List cost (the preflight figure, known before any request is sent):
+    per-image price for (model, size, quality) x n
+    + prompt text tokens, estimated high as ceil(characters / 3), x text input rate
+Quality ``auto`` or unset is priced at the model's most expensive quality and
+size ``auto`` at its most expensive size, so the list cost is never below what
+the call is billed. Actual cost comes from the response's ``usage`` tokens.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import PriceError
+
+SIZE_RE = re.compile(r"^([1-9][0-9]{1,4})x([1-9][0-9]{1,4})$")
+AUTO = "auto"
+
+
+def parse_size(size: str) -> tuple[int, int] | None:
+    """``"1024x1536"`` -> ``(1024, 1536)``; ``None`` if it is not WxH."""
+    m = SIZE_RE.match(size)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def format_usd(amount: float) -> str:
+    """Money for humans: four decimals, enough for per-image prices."""
+    return f"${amount:,.4f}"
+
+
+def estimate_text_tokens(prompt: str) -> int:
+    """Prompt tokens estimated high (real tokenizers average ~4 chars/token)."""
+    return math.ceil(len(prompt) / 3)
+
+
+@dataclass(frozen=True)
+class CustomSizes:
+    """Rules for free-form WxH sizes, priced by area from a reference size."""
+
+    reference: str
+    multiple_of: int
+    max_ratio: float
+    max_long_edge: int
+    max_short_edge: int
+    min_edge: int
+
+    def problem(self, w: int, h: int) -> str | None:
+        if w % self.multiple_of or h % self.multiple_of:
+            return f"both edges must be multiples of {self.multiple_of}"
+        if min(w, h) < self.min_edge:
+            return f"the shorter edge must be at least {self.min_edge}"
+        if max(w, h) > self.max_long_edge or min(w, h) > self.max_short_edge:
+            return f"at most {self.max_long_edge}x{self.max_short_edge} (either orientation)"
+        if max(w, h) / min(w, h) > self.max_ratio:
+            return f"the aspect ratio must be at most {self.max_ratio:g}:1"
+        return None
+
+
+@dataclass(frozen=True)
+class TokenRates:
+    """USD per one million tokens."""
+
+    text_input: float
+    image_input: float
+    image_output: float
+
+
+@dataclass(frozen=True)
+class ModelPrices:
+    name: str
+    qualities: tuple[str, ...]
+    per_image: Mapping[str, Mapping[str, float]]
+    max_n: int = 10
+    max_prompt_chars: int | None = None
+    custom_sizes: CustomSizes | None = None
+    tokens: TokenRates | None = None
+    source: str = ""
+
+    def allowed_sizes(self) -> str:
+        listed = ", ".join(self.per_image)
+        if self.custom_sizes:
+            c = self.custom_sizes
+            return (
+                f"{listed}, auto, or any WxH with edges multiples of {c.multiple_of}, "
+                f"ratio <= {c.max_ratio:g}:1, up to {c.max_long_edge}x{c.max_short_edge}"
+            )
+        return listed
+
+    def size_problem(self, size: str) -> str | None:
+        """Why ``size`` cannot be used with this model, or ``None``."""
+        if size == AUTO:
+            return None if self.custom_sizes else f"`auto` is not a size for {self.name}"
+        if size in self.per_image:
+            return None
+        wh = parse_size(size)
+        if wh is None:
+            return "not a WxH size"
+        if self.custom_sizes is None:
+            return f"{self.name} has no price for size {size}"
+        return self.custom_sizes.problem(*wh)
+
+    def quality_problem(self, quality: str | None) -> str | None:
+        if quality is None or quality == AUTO or quality in self.qualities:
+            return None
+        return f"{self.name} does not take quality {quality!r}"
+
+    def image_price(self, size: str, quality: str | None) -> float:
+        """Per-image list price; ``auto``/unset quality and ``auto`` size price high."""
+        problem = self.size_problem(size) or self.quality_problem(quality)
+        if problem:
+            raise PriceError(f"no price for {self.name} size={size} quality={quality}: {problem}")
+        qualities = self.qualities if quality in (None, AUTO) else (quality,)
+        if size == AUTO:
+            rows = list(self.per_image.values())
+        elif size in self.per_image:
+            rows = [self.per_image[size]]
+        else:
+            assert self.custom_sizes is not None
+            w, h = parse_size(size) or (0, 0)
+            ref = self.per_image[self.custom_sizes.reference]
+            rw, rh = parse_size(self.custom_sizes.reference) or (1, 1)
+            scale = (w * h) / (rw * rh)
+            # priced by area, rounded up to the next tenth of a cent
+            rows = [{q: math.ceil(p * scale * 1000 - 1e-9) / 1000 for q, p in ref.items()}]
+        prices = [row[q] for row in rows for q in qualities if q in row]
+        if not prices:
+            raise PriceError(f"no price for {self.name} size={size} quality={quality}")
+        return max(prices)
+
+
+@dataclass(frozen=True)
+class CostBreakdown:
+    images: float
+    text: float
+    multiplier: float
+
+    @property
+    def total(self) -> float:
+        return round((self.images + self.text) * self.multiplier, 6)
+
+
+@dataclass
+class PriceTable:
+    models: dict[str, ModelPrices] = field(default_factory=dict)
+    multiplier: float = 1.0
+    sources: tuple[str, ...] = ()
+
+    @classmethod
+    def load(cls, overrides: Path | None = None, multiplier: float = 1.0) -> PriceTable:
+        """The shipped table, with ``overrides`` (a YAML price file) merged over it."""
+        import yaml
+
+        raw = yaml.safe_load(resources.files(__package__).joinpath("prices.yaml").read_text())
+        sources = ["pytest-imagegen shipped prices.yaml"]
+        if overrides is not None:
+            try:
+                extra = yaml.safe_load(Path(overrides).read_text(encoding="utf-8")) or {}
+            except OSError as exc:
+                raise PriceError(
+                    f"imagegen_prices: cannot read {overrides}: {exc.strerror}"
+                ) from None
+            except yaml.YAMLError as exc:
+                raise PriceError(f"imagegen_prices: {overrides} is not valid YAML: {exc}") from None
+            if not isinstance(extra, dict) or not isinstance(extra.get("models", {}), dict):
+                raise PriceError(
+                    f"imagegen_prices: {overrides} must be a mapping with a `models:` mapping"
+                )
+            raw["models"] = _merge(raw["models"], extra.get("models") or {})
+            sources.append(str(overrides))
+        if not (isinstance(multiplier, (int, float)) and multiplier > 0):
+            raise PriceError(f"imagegen_price_multiplier must be a number > 0, got {multiplier!r}")
+        models = {}
+        for name, spec in raw["models"].items():
+            try:
+                models[name] = _model_from_dict(str(name), spec)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise PriceError(
+                    f"price table entry for model {name!r} is malformed ({exc}); "
+                    "see pytest_imagegen/prices.yaml for the expected shape"
+                ) from None
+        return cls(models=models, multiplier=float(multiplier), sources=tuple(sources))
+
+    def model(self, name: str) -> ModelPrices:
+        try:
+            return self.models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.models))
+            raise PriceError(
+                f"unknown model {name!r}: no price known (known: {known}); add it to a price "
+                "file named by the ini key `imagegen_prices`"
+            ) from None
+
+    def list_cost(
+        self, model: str, size: str, quality: str | None, n: int, prompt: str
+    ) -> CostBreakdown:
+        m = self.model(model)
+        images = m.image_price(size, quality) * n
+        text = 0.0
+        if m.tokens is not None:
+            text = estimate_text_tokens(prompt) * m.tokens.text_input / 1e6
+        return CostBreakdown(images=images, text=text, multiplier=self.multiplier)
+
+    def actual_cost(self, model: str, usage: Mapping[str, Any] | None, list_cost: float) -> float:
+        """Billed cost from ``usage`` tokens; the list cost when they are missing."""
+        m = self.model(model)
+        if not usage or m.tokens is None:
+            return list_cost
+        try:
+            input_tokens = int(usage.get("input_tokens") or 0)
+            output_tokens = int(usage.get("output_tokens") or 0)
+            details = usage.get("input_tokens_details") or {}
+            image_in = int(details.get("image_tokens") or 0)
+            text_in = int(details.get("text_tokens") or (input_tokens - image_in))
+        except (TypeError, ValueError, AttributeError):
+            return list_cost
+        rates = m.tokens
+        cost = (
+            text_in * rates.text_input
+            + image_in * rates.image_input
+            + output_tokens * rates.image_output
+        ) / 1e6
+        return round(cost * self.multiplier, 6)
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _model_from_dict(name: str, spec: Mapping[str, Any]) -> ModelPrices:
+    per_image = {
+        str(size): {str(q): float(p) for q, p in row.items()}
+        for size, row in spec["per_image"].items()
+    }
+    custom = spec.get("custom_sizes")
+    tokens = spec.get("tokens_per_million")
+    qualities = tuple(spec.get("qualities") or sorted({q for r in per_image.values() for q in r}))
+    return ModelPrices(
+        name=name,
+        qualities=qualities,
+        per_image=per_image,
+        max_n=int(spec.get("max_n", 10)),
+        max_prompt_chars=spec.get("max_prompt_chars"),
+        custom_sizes=CustomSizes(
+            reference=str(custom["reference"]),
+            multiple_of=int(custom.get("multiple_of", 16)),
+            max_ratio=float(custom.get("max_ratio", 3)),
+            max_long_edge=int(custom.get("max_long_edge", 3840)),
+            max_short_edge=int(custom.get("max_short_edge", 2160)),
+            min_edge=int(custom.get("min_edge", 16)),
+        )
+        if custom
+        else None,
+        tokens=TokenRates(
+            text_input=float(tokens["text_input"]),
+            image_input=float(tokens["image_input"]),
+            image_output=float(tokens["image_output"]),
+        )
+        if tokens
+        else None,
+        source=str(spec.get("source", "")),
+    )

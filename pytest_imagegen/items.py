@@ -1,0 +1,78 @@
+"""pytest collection nodes for prompt suite files and their cases."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .errors import ImagegenError
+from .runner import CaseResult, new_result, run_case
+from .suite import CaseSpec, load_suite
+
+if TYPE_CHECKING:
+    from _pytest._code.code import ExceptionInfo, TerminalRepr
+    from _pytest.fixtures import TopRequest  # noqa: F401
+
+
+def _display(config: pytest.Config, path: os.PathLike[str]) -> str:
+    try:
+        return os.path.relpath(path, config.invocation_params.dir)
+    except ValueError:
+        return os.fspath(path)
+
+
+class SuiteFile(pytest.File):
+    """A YAML prompt suite; each (matrix-expanded) case becomes a :class:`CaseItem`."""
+
+    def collect(self) -> Iterator[CaseItem]:
+        from .plugin import get_state
+
+        state = get_state(self.config)
+        suite = load_suite(
+            self.path,
+            state.ctx.prices,
+            display=_display(self.config, self.path),
+        )
+        for spec in suite.cases:
+            yield CaseItem.from_parent(self, name=spec.id, spec=spec)
+
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
+        if isinstance(excinfo.value, ImagegenError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+
+class CaseItem(pytest.Item):
+    """One prompt case: one images request and the checks on what came back."""
+
+    def __init__(self, *, spec: CaseSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.result: CaseResult | None = None
+        # tags (and the category) become keywords, so `-k hero` selects
+        self.extra_keyword_matches.update(spec.tags)
+        if spec.category:
+            self.extra_keyword_matches.add(spec.category)
+
+    def runtest(self) -> None:
+        from .plugin import get_state
+
+        state = get_state(self.config)
+        self.result = new_result(self.spec, self.nodeid)
+        run_case(self.spec, state.ctx, self.result)
+
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
+        if isinstance(excinfo.value, ImagegenError):
+            where = f"{_display(self.config, self.path)}:{self.spec.line}"
+            return f"{excinfo.value}\n\ncase {self.spec.id!r} at {where}"
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> tuple[os.PathLike[str] | str, int | None, str]:
+        return self.path, self.spec.line - 1, f"case {self.spec.id}"

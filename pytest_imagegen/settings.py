@@ -1,0 +1,78 @@
+"""Session settings resolved from options, environment and ini (pure)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError, MissingAPIKeyError
+
+DEFAULT_BASE_URL = "https://api.wisgate.ai/v1"
+BASE_URL_ENV = "IMAGEGEN_BASE_URL"
+KEY_ENV_VARS = ("IMAGEGEN_API_KEY", "WISGATE_API_KEY", "OPENAI_API_KEY")
+RECORD_MODES = ("none", "once", "new_episodes", "all")
+
+
+@dataclass(frozen=True)
+class Settings:
+    record_mode: str = "none"
+    base_url: str = DEFAULT_BASE_URL
+    base_url_source: str = "default"
+    timeout: float = 180.0
+    max_retries: int = 3
+    backoff: float = 1.0
+    default_max_cost: float | None = None
+    suite_dirs: tuple[Path, ...] = field(default_factory=tuple)
+
+
+def resolve_base_url(
+    option: str | None, environ: Mapping[str, str], ini: str | None
+) -> tuple[str, str]:
+    """Base URL and where it came from: option > env > ini > default."""
+    for value, source in (
+        (option, "--imagegen-base-url"),
+        (environ.get(BASE_URL_ENV), BASE_URL_ENV),
+        (ini, "ini imagegen_base_url"),
+    ):
+        if value:
+            if not value.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"{source}: {value!r} is not an http(s) URL; use e.g. {DEFAULT_BASE_URL}"
+                )
+            return value.rstrip("/"), source
+    return DEFAULT_BASE_URL, "default"
+
+
+def find_api_key(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(variable name, key) from the first set variable; raise if none is set."""
+    env = os.environ if environ is None else environ
+    for name in KEY_ENV_VARS:
+        value = env.get(name, "").strip()
+        if value:
+            return name, value
+    raise MissingAPIKeyError(
+        "no API key: this test must send a live request but none of "
+        f"{', '.join(KEY_ENV_VARS)} is set (looked at in that order); nothing was sent. "
+        "Export one of them, or replay from cassettes with --imagegen-record-mode=none."
+    )
+
+
+def parse_number(
+    text: str | None, what: str, *, minimum: float | None = None, positive: bool = False
+) -> float | None:
+    """A float from an ini/option string; ``ConfigError`` naming ``what`` if it is not one."""
+    if text is None or str(text).strip() == "":
+        return None
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}: {text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{what}: {text!r} is not a finite number")
+    if positive and value <= 0:
+        raise ConfigError(f"{what}: must be greater than 0, got {text}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{what}: must be at least {minimum:g}, got {text}")
+    return value

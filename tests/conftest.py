@@ -1,0 +1,81 @@
+"""Shared fixtures: an isolated environment and the fake images server on loopback."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+# Pre-imported: pytester's in-process runs unload modules first imported inside
+# them; numpy cannot be loaded twice, and a reloaded httpcore raises exceptions
+# that httpx no longer recognises.
+import httpcore  # noqa: F401
+import httpx
+import numpy  # noqa: F401
+import PIL.Image  # noqa: F401
+import PIL.PngImagePlugin  # noqa: F401
+import pytest
+
+from pytest_imagegen.fakeserver import FakeImagesServer
+from pytest_imagegen.settings import KEY_ENV_VARS
+
+httpx.Client().close()  # loads httpx's lazy httpcore exception map
+try:  # hypothesis's pytest plugin imports it at every in-process run's summary
+    import hypothesis  # noqa: F401
+except ImportError:
+    pass
+
+# Requests that escape a test's own fake server land here: a closed loopback
+# port, so a mistake can never reach a real (paid) API.
+DEAD_URL = "http://127.0.0.1:9/v1"
+CANARY_KEY = "sk-canary-4f1d2a9b7c3e5d60"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (*KEY_ENV_VARS, "IMAGEGEN_BASE_URL", "GITHUB_STEP_SUMMARY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IMAGEGEN_BASE_URL", DEAD_URL)
+
+
+@pytest.fixture
+def fake_server() -> Iterator[FakeImagesServer]:
+    with FakeImagesServer() as server:
+        yield server
+
+
+@pytest.fixture
+def live_env(monkeypatch: pytest.MonkeyPatch, fake_server: FakeImagesServer) -> FakeImagesServer:
+    """Point the plugin at the fake server with the canary key."""
+    monkeypatch.setenv("IMAGEGEN_BASE_URL", fake_server.url)
+    monkeypatch.setenv("IMAGEGEN_API_KEY", CANARY_KEY)
+    return fake_server
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester project with fast retries (no real waiting between tries)."""
+    pytester.makeini(
+        """
+        [pytest]
+        imagegen_backoff = 0.01
+        """
+    )
+    return pytester
+
+
+def write_suite(pytester: pytest.Pytester, name: str, text: str) -> Path:
+    """Write ``prompt_suites/<name>.yaml`` (dedented) and return its path."""
+    path = pytester.path / "prompt_suites" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+SMALL_CASE = """
+    cases:
+      - id: {id}
+        prompt: "{prompt}"
+        size: 256x256
+        quality: low
+"""
