@@ -88,10 +88,10 @@ def render_picture(key: str, width: int, height: int) -> Any:
                 amp * np.sin(xs * freq * np.pi + phase[0]) * np.cos(xs * freq * 1.7 + phase[1])
             )
         ridge = (0.45 + 0.15 * layer + rng.uniform(-0.05, 0.05) + 0.08 * profile)[None, :, None]
-        colour = rng.uniform(10, 160, 3) * (0.6 + 0.2 * layer)
+        colour = (rng.uniform(10, 160, 3) * (0.6 + 0.2 * layer)).astype(np.float32)
         mask = (y > ridge).astype(np.float32)
         shade = np.clip((y - ridge) * 2.5, 0, 1)
-        img = img * (1 - mask) + mask * (colour * (1 - 0.5 * shade))
+        img = (img * (1 - mask) + mask * (colour * (1 - 0.5 * shade))).astype(np.float32)
     small = rng.uniform(-24, 24, (max(2, h // 64), max(2, w // 64), 3)).astype(np.float32)
     luminance = small.mean(axis=2, keepdims=True)
     small = 0.7 * luminance + 0.3 * small + 128

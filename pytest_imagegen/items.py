@@ -14,7 +14,6 @@ from .suite import CaseSpec, load_suite
 
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
-    from _pytest.fixtures import TopRequest  # noqa: F401
 
 
 def _display(config: pytest.Config, path: os.PathLike[str]) -> str:
@@ -39,12 +38,12 @@ class SuiteFile(pytest.File):
         for spec in suite.cases:
             yield CaseItem.from_parent(self, name=spec.id, spec=spec)
 
-    def repr_failure(  # type: ignore[override]
+    def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, ImagegenError):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style)
+        return super().repr_failure(excinfo)
 
 
 class CaseItem(pytest.Item):
@@ -66,7 +65,7 @@ class CaseItem(pytest.Item):
         self.result = new_result(self.spec, self.nodeid)
         run_case(self.spec, state.ctx, self.result)
 
-    def repr_failure(  # type: ignore[override]
+    def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, ImagegenError):

@@ -250,10 +250,8 @@ def load_suite(
     category = _opt_str(problems, raw, "category", None)
     use_case = _opt_str(problems, raw, "use_case", None)
 
-    defaults = raw.get("defaults", LineDict())
-    if defaults is None:
-        defaults = LineDict()
-    if not isinstance(defaults, dict):
+    defaults = raw.get("defaults") or LineDict()
+    if not isinstance(defaults, LineDict):
         problems.add(_line(raw, "defaults"), None, "defaults", "must be a mapping of case fields")
         defaults = LineDict()
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpcore  # noqa: F401
 import httpx
 import numpy  # noqa: F401
-import PIL.Image  # noqa: F401
+import PIL.Image
 import PIL.PngImagePlugin  # noqa: F401
 import pytest
 
@@ -20,10 +21,8 @@ from pytest_imagegen.fakeserver import FakeImagesServer
 from pytest_imagegen.settings import KEY_ENV_VARS
 
 httpx.Client().close()  # loads httpx's lazy httpcore exception map
-try:  # hypothesis's pytest plugin imports it at every in-process run's summary
+with contextlib.suppress(ImportError):  # its pytest plugin imports it at every run's summary
     import hypothesis  # noqa: F401
-except ImportError:
-    pass
 
 # Requests that escape a test's own fake server land here: a closed loopback
 # port, so a mistake can never reach a real (paid) API.

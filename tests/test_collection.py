@@ -70,7 +70,9 @@ def test_explicit_non_suite_yaml_is_a_clear_error(pytester: pytest.Pytester) -> 
     path = pytester.path / "config.yaml"
     path.write_text("a: 1\n")
     result = pytester.runpytest("--collect-only", str(path))
-    result.stdout.fnmatch_lines(["config.yaml:1: not a prompt suite: a top-level `cases:` list is required"])
+    result.stdout.fnmatch_lines(
+        ["config.yaml:1: not a prompt suite: a top-level `cases:` list is required"]
+    )
 
 
 def test_tags_and_category_select_with_k(pytester: pytest.Pytester) -> None:

@@ -44,22 +44,35 @@ def test_list_cost_is_per_image_times_n_plus_prompt_tokens() -> None:
 
 
 def test_models_in_the_shipped_table() -> None:
-    for model in ("gpt-image-2", "gpt-image-1.5", "gpt-image-1", "gpt-image-1-mini", "dall-e-3", "dall-e-2"):
+    for model in (
+        "gpt-image-2",
+        "gpt-image-1.5",
+        "gpt-image-1",
+        "gpt-image-1-mini",
+        "dall-e-3",
+        "dall-e-2",
+    ):
         assert PRICES.model(model).per_image
     assert PRICES.list_cost("dall-e-3", "1024x1792", "hd", 1, "x").total == pytest.approx(0.12)
     assert PRICES.list_cost("dall-e-2", "256x256", None, 2, "x").total == pytest.approx(0.032)
 
 
 def test_unknown_model_or_size_is_an_error_never_zero() -> None:
-    with pytest.raises(PriceError, match="unknown model 'gpt-image-9'.*imagegen_prices"):
+    with pytest.raises(PriceError, match=r"unknown model 'gpt-image-9'.*imagegen_prices"):
         PRICES.list_cost("gpt-image-9", "1024x1024", "low", 1, "x")
-    with pytest.raises(PriceError, match="no price for dall-e-2 size=2048x2048"):
+    with pytest.raises(PriceError, match=r"no price for dall-e-2 size=2048x2048"):
         PRICES.list_cost("dall-e-2", "2048x2048", None, 1, "x")
 
 
 def test_actual_cost_from_usage_and_fallback() -> None:
-    usage = {"input_tokens": 50, "output_tokens": 1000, "input_tokens_details": {"text_tokens": 40, "image_tokens": 10}}
-    assert PRICES.actual_cost("gpt-image-2", usage, 9.0) == pytest.approx((40 * 5 + 10 * 8 + 1000 * 30) / 1e6)
+    usage = {
+        "input_tokens": 50,
+        "output_tokens": 1000,
+        "input_tokens_details": {"text_tokens": 40, "image_tokens": 10},
+    }
+    assert PRICES.actual_cost("gpt-image-2", usage, 9.0) == pytest.approx(
+        (40 * 5 + 10 * 8 + 1000 * 30) / 1e6
+    )
     assert PRICES.actual_cost("gpt-image-2", None, 0.25) == 0.25
     assert PRICES.actual_cost("dall-e-3", usage, 0.04) == 0.04  # no token rates
 
@@ -73,7 +86,9 @@ def test_overrides_and_multiplier(tmp_path: Path) -> None:
     )
     table = PriceTable.load(override, multiplier=1.5)
     assert table.list_cost("gpt-image-2", "1024x1024", "low", 1, "").total == pytest.approx(0.006)
-    assert table.list_cost("gpt-image-2", "1024x1024", "high", 1, "").total == pytest.approx(0.211 * 1.5)
+    assert table.list_cost("gpt-image-2", "1024x1024", "high", 1, "").total == pytest.approx(
+        0.211 * 1.5
+    )
     assert table.list_cost("my-model", "512x512", "std", 2, "abc").total == pytest.approx(0.03)
     with pytest.raises(PriceError, match="imagegen_price_multiplier"):
         PriceTable.load(None, multiplier=0)
@@ -85,7 +100,9 @@ def test_format_usd() -> None:
 
 
 def test_project_prices_and_multiplier_via_ini(project: pytest.Pytester) -> None:
-    (project.path / "prices.yaml").write_text("models:\n  gpt-image-2:\n    per_image:\n      1024x1024: {low: 1.0}\n")
+    (project.path / "prices.yaml").write_text(
+        "models:\n  gpt-image-2:\n    per_image:\n      1024x1024: {low: 1.0}\n"
+    )
     project.makeini("[pytest]\nimagegen_prices = prices.yaml\nimagegen_price_multiplier = 2\n")
     write_suite(project, "s", "cases:\n  - {id: a, prompt: x, quality: low, max_cost: 1.5}\n")
     result = project.runpytest()

@@ -13,10 +13,17 @@ from PIL import Image
 
 from pytest_imagegen.fakeserver import FakeImagesServer
 
-BODY = {"model": "gpt-image-2", "prompt": "A lighthouse at dusk", "size": "1024x1024", "quality": "low"}
+BODY = {
+    "model": "gpt-image-2",
+    "prompt": "A lighthouse at dusk",
+    "size": "1024x1024",
+    "quality": "low",
+}
 
 
-def post(server: FakeImagesServer, body: dict[str, object], key: str | None = "k") -> httpx.Response:
+def post(
+    server: FakeImagesServer, body: dict[str, object], key: str | None = "k"
+) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return httpx.post(server.url + "/images/generations", json=body, headers=headers, timeout=30)
 
@@ -70,7 +77,9 @@ def test_n_images_differ_and_formats(fake_server: FakeImagesServer) -> None:
         ({**BODY, "colour": "red"}, "colour"),
     ],
 )
-def test_validation_errors_have_the_api_shape(fake_server: FakeImagesServer, body: dict[str, object], param: str) -> None:
+def test_validation_errors_have_the_api_shape(
+    fake_server: FakeImagesServer, body: dict[str, object], param: str
+) -> None:
     response = post(fake_server, body)
     assert response.status_code == 400
     error = response.json()["error"]
@@ -87,7 +96,9 @@ def test_bearer_auth_required(fake_server: FakeImagesServer) -> None:
 
 def test_failure_injection_over_http(fake_server: FakeImagesServer) -> None:
     control = fake_server.url.removesuffix("/v1") + "/_fake"
-    httpx.post(control + "/inject", json={"failures": [{"status": 429, "retry_after": 2}, {"status": 503}]})
+    httpx.post(
+        control + "/inject", json={"failures": [{"status": 429, "retry_after": 2}, {"status": 503}]}
+    )
     first = post(fake_server, BODY)
     assert first.status_code == 429 and first.headers["Retry-After"] == "2"
     assert post(fake_server, BODY).status_code == 503
@@ -108,7 +119,11 @@ def test_usage_never_above_list_price(fake_server: FakeImagesServer) -> None:
     from pytest_imagegen.costs import PriceTable
 
     prices = PriceTable.load()
-    for size, quality, n in [("1024x1024", "low", 1), ("1536x1024", "high", 2), ("256x256", "medium", 3)]:
+    for size, quality, n in [
+        ("1024x1024", "low", 1),
+        ("1536x1024", "high", 2),
+        ("256x256", "medium", 3),
+    ]:
         body = {**BODY, "size": size, "quality": quality, "n": n}
         usage = post(fake_server, body).json()["usage"]
         listed = prices.list_cost("gpt-image-2", size, quality, n, BODY["prompt"]).total
@@ -126,7 +141,12 @@ def test_cli_listens_on_loopback() -> None:
         line = proc.stdout.readline()
         assert line.startswith("fake images server listening on http://127.0.0.1:")
         url = line.rsplit(" ", 1)[1].strip()
-        response = httpx.post(url + "/images/generations", json={**BODY, "size": "256x256"}, headers={"Authorization": "Bearer k"}, timeout=30)
+        response = httpx.post(
+            url + "/images/generations",
+            json={**BODY, "size": "256x256"},
+            headers={"Authorization": "Bearer k"},
+            timeout=30,
+        )
         assert response.status_code == 200
     finally:
         proc.terminate()

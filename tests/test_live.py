@@ -18,7 +18,9 @@ def small_suite(pytester: pytest.Pytester, prompt: str = "A red bicycle", **extr
     write_suite(pytester, "s", text)
 
 
-def test_live_case_passes_and_sends_the_request(project: pytest.Pytester, live_env: FakeImagesServer) -> None:
+def test_live_case_passes_and_sends_the_request(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
     write_suite(
         project,
         "s",
@@ -45,7 +47,9 @@ def test_live_case_passes_and_sends_the_request(project: pytest.Pytester, live_e
     result.stdout.fnmatch_lines(["*- imagegen -*", "cases: 1  list cost of a live run: $0.00*"])
 
 
-def test_none_mode_sends_nothing_and_says_how_to_record(project: pytest.Pytester, live_env: FakeImagesServer) -> None:
+def test_none_mode_sends_nothing_and_says_how_to_record(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
     small_suite(project)
     result = project.runpytest()
     result.assert_outcomes(failed=1)
@@ -92,7 +96,9 @@ def test_missing_key_fails_naming_variables_and_sends_nothing(
     result = project.runpytest(ALL)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*no API key*none of IMAGEGEN_API_KEY, WISGATE_API_KEY, OPENAI_API_KEY is set*nothing was sent*"]
+        [
+            "*no API key*none of IMAGEGEN_API_KEY, WISGATE_API_KEY, OPENAI_API_KEY is set*nothing was sent*"
+        ]
     )
     assert fake_server.requests == 0
 
@@ -147,10 +153,16 @@ def test_default_base_url_is_wisgate() -> None:
 @pytest.mark.parametrize(
     "failure, message",
     [
-        ({"status": 400, "code": "content_policy_violation"}, "*HTTP 400 invalid_request_error content_policy_violation: Your request was rejected*"),
+        (
+            {"status": 400, "code": "content_policy_violation"},
+            "*HTTP 400 invalid_request_error content_policy_violation: Your request was rejected*",
+        ),
         ({"status": 401}, "*HTTP 401*Incorrect API key provided*"),
         ({"status": 403}, "*HTTP 403*not allowed to use this model*"),
-        ({"status": 429, "code": "insufficient_quota"}, "*HTTP 429 insufficient_quota: You exceeded your current quota*"),
+        (
+            {"status": 429, "code": "insufficient_quota"},
+            "*HTTP 429 insufficient_quota: You exceeded your current quota*",
+        ),
     ],
 )
 def test_non_retryable_errors_fail_with_api_message(
@@ -168,7 +180,9 @@ def test_validation_error_from_api(project: pytest.Pytester, live_env: FakeImage
     small_suite(project, params="{styel: vivid}")
     result = project.runpytest(ALL)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*HTTP 400 invalid_request_error unknown_parameter: Unknown parameter: 'styel'.*"])
+    result.stdout.fnmatch_lines(
+        ["*HTTP 400 invalid_request_error unknown_parameter: Unknown parameter: 'styel'.*"]
+    )
     assert live_env.requests == 1
 
 
@@ -201,13 +215,17 @@ def test_timeout_is_retried(project: pytest.Pytester, live_env: FakeImagesServer
     assert live_env.requests == 2
 
 
-def test_retries_give_up_after_max_retries(project: pytest.Pytester, live_env: FakeImagesServer) -> None:
+def test_retries_give_up_after_max_retries(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
     project.makeini("[pytest]\nimagegen_backoff = 0.01\nimagegen_max_retries = 2\n")
     live_env.inject({"status": 503, "count": 5})
     small_suite(project)
     result = project.runpytest(ALL)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*images request failed after 3 attempts: HTTP 503*", "*what to do:*"])
+    result.stdout.fnmatch_lines(
+        ["*images request failed after 3 attempts: HTTP 503*", "*what to do:*"]
+    )
     assert live_env.requests == 3
 
 
@@ -218,17 +236,23 @@ def test_retry_after_is_honoured() -> None:
     with FakeImagesServer() as server:
         server.inject({"status": 429, "retry_after": 7}, {"status": 500})
         client = ImagesClient(server.url, "k", backoff=0.25, sleep=waits.append)
-        client.generate({"model": "gpt-image-2", "prompt": "x", "size": "256x256", "quality": "low"})
+        client.generate(
+            {"model": "gpt-image-2", "prompt": "x", "size": "256x256", "quality": "low"}
+        )
     assert waits == [7.0, 0.5]  # Retry-After, then exponential backoff (0.25 * 2**1)
 
 
-def test_connection_refused_fails_clearly(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connection_refused_fails_clearly(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("IMAGEGEN_API_KEY", CANARY_KEY)
     project.makeini("[pytest]\nimagegen_backoff = 0.01\nimagegen_max_retries = 1\n")
     small_suite(project)
     result = project.runpytest(ALL)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*images request failed after 2 attempt(s): ConnectError*check the base URL*"])
+    result.stdout.fnmatch_lines(
+        ["*images request failed after 2 attempt(s): ConnectError*check the base URL*"]
+    )
     assert DEAD_URL  # the autouse fixture points here
 
 
@@ -277,7 +301,9 @@ def test_expectations_fail_readably(project: pytest.Pytester, live_env: FakeImag
 # ---------------------------------------------------------------- ceilings
 
 
-def test_ceiling_refusal_sends_nothing(project: pytest.Pytester, live_env: FakeImagesServer) -> None:
+def test_ceiling_refusal_sends_nothing(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
     write_suite(
         project,
         "s",
@@ -289,14 +315,20 @@ def test_ceiling_refusal_sends_nothing(project: pytest.Pytester, live_env: FakeI
     result = project.runpytest(ALL)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["list cost $0.8440 is above max_cost $0.1000 (gpt-image-2 1024x1024 quality=high n=4); no request was sent."]
+        [
+            "list cost $0.8440 is above max_cost $0.1000 (gpt-image-2 1024x1024 quality=high n=4); no request was sent."
+        ]
     )
     assert live_env.requests == 0
 
 
 def test_default_ceiling_from_ini(project: pytest.Pytester, live_env: FakeImagesServer) -> None:
     project.makeini("[pytest]\nimagegen_default_max_cost = 0.01\n")
-    write_suite(project, "s", "cases:\n  - {id: med, prompt: x, quality: medium}\n  - {id: low, prompt: y, quality: low, size: 256x256}\n")
+    write_suite(
+        project,
+        "s",
+        "cases:\n  - {id: med, prompt: x, quality: medium}\n  - {id: low, prompt: y, quality: low, size: 256x256}\n",
+    )
     result = project.runpytest(ALL)
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["*list cost $0.0530 is above max_cost $0.0100*"])

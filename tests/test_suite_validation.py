@@ -32,7 +32,13 @@ CASES = {
             prompt: hi
             qualty: low
         """,
-        ["prompt_suites/suite.yaml:4:", "case 'a'", "field 'qualty'", "did you mean 'quality'?", "allowed:"],
+        [
+            "prompt_suites/suite.yaml:4:",
+            "case 'a'",
+            "field 'qualty'",
+            "did you mean 'quality'?",
+            "allowed:",
+        ],
     ),
     "unknown top-level key": (
         """
@@ -83,7 +89,12 @@ CASES = {
             model: dall-e-3
             size: 1024x1536
         """,
-        [":5:", "field 'size'", "cannot be used with dall-e-3", "allowed: 1024x1024, 1024x1792, 1792x1024"],
+        [
+            ":5:",
+            "field 'size'",
+            "cannot be used with dall-e-3",
+            "allowed: 1024x1024, 1024x1792, 1792x1024",
+        ],
     ),
     "gpt-image-2 custom size not a multiple of 16": (
         """
@@ -133,7 +144,12 @@ CASES = {
             prompt: hi
             quality: hd
         """,
-        [":4:", "field 'quality'", "'hd' is not allowed for gpt-image-2", "allowed: auto, low, medium, high"],
+        [
+            ":4:",
+            "field 'quality'",
+            "'hd' is not allowed for gpt-image-2",
+            "allowed: auto, low, medium, high",
+        ],
     ),
     "quality misspelt": (
         """
@@ -168,7 +184,13 @@ CASES = {
             matrix:
               sizes: [1024x1024]
         """,
-        [":5:", "field 'matrix.sizes'", "cannot vary this field", "did you mean 'size'?", "allowed: model, size"],
+        [
+            ":5:",
+            "field 'matrix.sizes'",
+            "cannot vary this field",
+            "did you mean 'size'?",
+            "allowed: model, size",
+        ],
     ),
     "matrix with an empty list": (
         """
@@ -193,7 +215,12 @@ CASES = {
         cases:
           - {id: a, prompt: hi, model: gpt-image-3}
         """,
-        ["field 'model'", "unknown model 'gpt-image-3'", "imagegen_prices", "did you mean 'gpt-image-2'?"],
+        [
+            "field 'model'",
+            "unknown model 'gpt-image-3'",
+            "imagegen_prices",
+            "did you mean 'gpt-image-2'?",
+        ],
     ),
     "bad id characters": (
         """
@@ -265,7 +292,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("text, expected", CASES.values(), ids=list(CASES))
-def test_validation_error_names_file_case_field(tmp_path: Path, text: str, expected: list[str]) -> None:
+def test_validation_error_names_file_case_field(
+    tmp_path: Path, text: str, expected: list[str]
+) -> None:
     problems = problems_of(tmp_path, text)
     assert len(problems) == 1, problems
     for fragment in expected:
@@ -364,7 +393,9 @@ def test_defaults_overrides_and_matrix(tmp_path: Path) -> None:
 
 def test_drift_off_and_thresholds(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
-    path.write_text("cases:\n  - {id: a, prompt: x, expect: {drift: off}}\n  - {id: b, prompt: y, expect: {drift: {phash: 6}}}\n")
+    path.write_text(
+        "cases:\n  - {id: a, prompt: x, expect: {drift: off}}\n  - {id: b, prompt: y, expect: {drift: {phash: 6}}}\n"
+    )
     a, b = load_suite(path, PRICES).cases
     assert a.expect.drift is None
     assert b.expect.drift == {"phash": 6}
@@ -402,7 +433,9 @@ def test_collection_error_is_readable_without_traceback(pytester: pytest.Pyteste
 
 def test_broken_file_does_not_stop_other_files_running(project: pytest.Pytester) -> None:
     write_suite(project, "a_broken", "cases:\n  - {id: x, prompt: hi, size: big}\n")
-    write_suite(project, "b_good", "cases:\n  - {id: fine, prompt: hello, size: 256x256, quality: low}\n")
+    write_suite(
+        project, "b_good", "cases:\n  - {id: fine, prompt: hello, size: 256x256, quality: low}\n"
+    )
     result = project.runpytest("--continue-on-collection-errors")
     result.assert_outcomes(failed=1, errors=1)  # fine fails: no cassette, nothing sent
     result.stdout.fnmatch_lines(["*a_broken.yaml:2: case 'x': field 'size': 'big' is not a size*"])
