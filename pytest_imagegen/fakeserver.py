@@ -408,7 +408,7 @@ def _make_handler(server: FakeImagesServer) -> type[BaseHTTPRequestHandler]:
             if self.path.startswith("/_fake/"):
                 self._control(self.path[len("/_fake/") :], body)
                 return
-            if self.path.rstrip("/") != "/v1/images/generations":
+            if self.path.split("?", 1)[0].rstrip("/") != "/v1/images/generations":
                 self._send_json(404, _error(f"Unknown path {self.path}", "invalid_request_error"))
                 return
             auth = self.headers.get("Authorization", "")

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .costs import PriceTable, format_usd
 from .errors import CassetteError, CostCeilingError
 from .expectations import check_images
-from .settings import Settings, find_api_key
+from .settings import KEY_ENV_VARS, Settings, find_api_key
 from .suite import CaseSpec
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class CaseResult:
     max_cost: float | None = None
     cassette: str = "none"  # live | replayed | recorded | missing | stale | none
     ceiling: str | None = None  # "list" or "actual" when the ceiling failed the test
+    saved: float = 0.0  # for a replay: what the recording cost, i.e. what replay saved
     attempts: int = 0
     outcome: str = "unknown"
 
@@ -64,6 +66,20 @@ class RunContext:
                 s.base_url, key, timeout=s.timeout, max_retries=s.max_retries, backoff=s.backoff
             )
         return self._clients[key]
+
+    def replay_client(self) -> ImagesClient:
+        """A client for replays: no key, no retries (nothing reaches the network)."""
+        from .client import ImagesClient
+
+        if "" not in self._clients:
+            self._clients[""] = ImagesClient(
+                self.settings.base_url, "imagegen-replay", max_retries=0
+            )
+        return self._clients[""]
+
+    def secrets(self) -> list[str]:
+        """Every API key value set in the environment: none may reach a file."""
+        return [v for name in KEY_ENV_VARS if (v := self.environ.get(name, "").strip())]
 
     def close(self) -> None:
         for client in self._clients.values():
@@ -107,18 +123,90 @@ def describe(spec: CaseSpec) -> str:
     return f"{spec.model} {spec.size} quality={quality} n={spec.n}"
 
 
-def fetch_live(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
-    if ctx.settings.record_mode == "none":
+def _fix_hint(nodeid: str) -> str:
+    return f"re-record it with `pytest --imagegen-record-mode=all {nodeid}`"
+
+
+def obtain(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
+    """The case's images: replayed from its cassette, or recorded, per the record mode."""
+    from . import recording
+
+    mode = ctx.settings.record_mode
+    path = recording.suite_cassette_path(spec.path, spec.id)
+    body = spec.request_body()
+    fix = _fix_hint(result.nodeid)
+    state = recording.cassette_state(path, body, fix)
+    cost = format_usd(result.list_cost or 0.0)
+    if state.status == "fresh" and mode != "all":
+        return replay(spec, ctx, result, path, fix)
+    if state.status == "missing" and mode == "none":
         result.cassette = "missing"
         raise CassetteError(
             f"no cassette for {result.nodeid}; record it with "
-            f"`pytest --imagegen-record-mode=once {result.nodeid}` "
-            f"(estimated cost {format_usd(result.list_cost or 0.0)})"
+            f"`pytest --imagegen-record-mode=once {result.nodeid}` (estimated cost {cost})"
         )
-    client = ctx.client()
-    generation = client.generate(spec.request_body())
-    result.cassette = "live"
-    result.attempts = generation.attempts
+    if state.status == "stale" and mode in ("none", "once"):
+        result.cassette = "stale"
+        changed = "\n".join(f"    {line}" for line in state.changes)
+        raise CassetteError(
+            f"stale cassette for {result.nodeid}: the case changed since {path.name} was "
+            f"recorded:\n{changed}\n"
+            f"  re-record it with `pytest --imagegen-record-mode=new_episodes {result.nodeid}` "
+            f"(estimated cost {cost})"
+        )
+    return record(spec, ctx, result, path, fix)
+
+
+def replay(
+    spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix: str
+) -> Generation:
+    from . import recording
+
+    persister = recording.Persister(
+        recording.ImageStore(recording.suite_images_dir(spec.path)), [], fix=fix
+    )
+    try:
+        with recording.open_cassette(path, persister, record=False):
+            generation = ctx.replay_client().generate(spec.request_body())
+    except Exception as exc:
+        if type(exc).__name__ != "CannotOverwriteExistingCassetteException":
+            raise
+        raise CassetteError(
+            f"cassette {recording.shown(path)} has no response for this request, and replay never sends "
+            f"requests; {fix}"
+        ) from None
+    result.cassette = "replayed"
+    result.saved = float(persister.loaded_meta.get("actual_cost") or result.list_cost or 0.0)
+    return generation
+
+
+def record(
+    spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix: str
+) -> Generation:
+    from . import recording
+
+    client = ctx.client()  # raises before anything is sent when no key is set
+    body = spec.request_body()
+    persister = recording.Persister(
+        recording.ImageStore(recording.suite_images_dir(spec.path)),
+        ctx.secrets(),
+        fix=fix,
+        fresh=True,
+    )
+    persister.request_body = body
+    with recording.open_cassette(path, persister, record=True):
+        generation = client.generate(body)
+        result.attempts = generation.attempts
+        actual = ctx.prices.actual_cost(spec.model, generation.usage, result.list_cost or 0.0)
+        result.cassette, result.actual_cost = "live", actual  # paid, even if saving fails
+        persister.meta = recording.new_meta(
+            nodeid=result.nodeid,
+            request=body,
+            list_cost=result.list_cost,
+            actual_cost=actual,
+            usage=generation.usage,
+        )
+    result.cassette = "recorded" if persister.saved else "live"
     return generation
 
 
@@ -139,7 +227,8 @@ def settle(spec: CaseSpec, ctx: RunContext, result: CaseResult, generation: Gene
 def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
     """Preflight, obtain the images, settle the cost and check expectations."""
     preflight(spec, ctx, result)
-    generation = fetch_live(spec, ctx, result)
-    settle(spec, ctx, result, generation)
+    generation = obtain(spec, ctx, result)
+    if result.cassette != "replayed":
+        settle(spec, ctx, result, generation)
     check_images(spec.expect, [image.data for image in generation.images])
     return generation

@@ -13,7 +13,7 @@ def test_fake_server_option_needs_no_key_and_no_network(project: pytest.Pytester
     write_suite(project, "s", SMALL_CASE.format(id="a", prompt="A kite"))
     result = project.runpytest("--imagegen-fake-server", "--imagegen-record-mode=all")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*live: 1*"])
+    result.stdout.fnmatch_lines(["*recorded: 1*"])
 
 
 def test_summary_is_merged_once_under_xdist(
@@ -35,5 +35,5 @@ def test_summary_is_merged_once_under_xdist(
     result.assert_outcomes(passed=4)
     out = result.stdout.str()
     assert out.count("- imagegen -") == 1
-    result.stdout.fnmatch_lines(["cases: 4  list cost of a live run: $0.0050", "live: 4 *"])
+    result.stdout.fnmatch_lines(["cases: 4  list cost of a live run: $0.0050", "*recorded: 4 *"])
     assert live_env.requests == 4

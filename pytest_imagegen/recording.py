@@ -1,0 +1,444 @@
+"""Cassettes on vcrpy: prompt-aware matching, image sidecars, no secrets on disk.
+
+A cassette is a vcrpy YAML file (vcrpy tooling reads it) with two additions:
+
+* its first line is a comment with the sha256 of the canonical request body,
+  so freshness can be checked by reading one line;
+* a top-level ``imagegen:`` mapping (ignored by vcrpy) with the request, the
+  list and actual cost of the recording and the image references.
+
+Image bytes never sit in the YAML: each image is stored once, content
+addressed, at ``<images dir>/<sha256>.<ext>``; the YAML holds the marker
+``imagegen-sha256:<sha256>.<ext>`` where the base64 (or the raw body of a
+downloaded ``url`` image) was. Loading puts the exact bytes back after
+checking their sha256, so a replayed response is byte-identical to the
+recorded one.
+
+Every write is atomic (temp file + rename) and images are written before the
+YAML that references them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import CassetteError
+
+CASSETTE_FORMAT = 1
+MARKER = "imagegen-sha256:"
+MARKER_RE = re.compile(r"imagegen-sha256:([0-9a-f]{64})\.([a-z0-9]{1,5})")
+HEADER_RE = re.compile(rb"^# pytest-imagegen cassette; request sha256=([0-9a-f]{64})")
+SECRET_HEADERS = (
+    "authorization",
+    "api-key",
+    "x-api-key",
+    "openai-organization",
+    "openai-project",
+    "cookie",
+    "set-cookie",
+)
+SECRET_QUERY_PARAMS = ("api-key", "api_key", "key", "access_token", "token")
+MIN_SECRET_LENGTH = 8
+_SAFE_ID = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+# ---------------------------------------------------------------- paths / files
+
+
+def shown(path: Path) -> str:
+    """A path as users should read it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def sanitize_id(case_id: str) -> str:
+    """A case id as a file name: ``app-icon[quality=low]`` -> ``app-icon_quality=low``."""
+    return _SAFE_ID.sub("_", case_id).strip("_") or "case"
+
+
+def suite_cassette_path(suite_path: Path, case_id: str) -> Path:
+    return suite_path.parent / "cassettes" / suite_path.stem / f"{sanitize_id(case_id)}.yaml"
+
+
+def suite_images_dir(suite_path: Path) -> Path:
+    return suite_path.parent / "cassettes" / "images"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def image_extension(data: bytes) -> str:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    return "bin"
+
+
+class ImageStore:
+    """Content-addressed image files shared by every cassette of a directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` once; return its reference ``<sha256>.<ext>``."""
+        digest = hashlib.sha256(data).hexdigest()
+        ref = f"{digest}.{image_extension(data)}"
+        path = self.directory / ref
+        try:
+            if path.stat().st_size == len(data):
+                return ref  # identical image already stored (dedup)
+        except FileNotFoundError:
+            pass
+        atomic_write(path, data)
+        return ref
+
+    def get(self, digest: str, ext: str, *, cassette: Path, fix: str) -> bytes:
+        path = self.directory / f"{digest}.{ext}"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise CassetteError(
+                f"image file {shown(path)} referenced by cassette {shown(cassette)} is missing; {fix}"
+            ) from None
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise CassetteError(
+                f"image file {shown(path)} is corrupt (its sha256 does not match its name); "
+                f"delete it and {fix}"
+            )
+        return data
+
+
+# ------------------------------------------------------------ matching / diffs
+
+
+def canonical_json(body: Any) -> str:
+    """Canonical text of a JSON request body (sorted keys, no spaces)."""
+    if isinstance(body, (bytes, bytearray)):
+        body = body.decode("utf-8")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body) if body else None
+        except ValueError:
+            return body
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(body: Any) -> str:
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def body_matcher(r1: Any, r2: Any) -> None:
+    """vcrpy matcher: request bodies equal as canonical JSON."""
+    if canonical_json(r1.body or b"") != canonical_json(r2.body or b""):
+        raise AssertionError("request bodies differ")
+
+
+def _short(value: Any, limit: int = 70) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def diff_bodies(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``field: old → new`` for every field whose value changed (missing shown as unset)."""
+    changes = []
+    for key in list(dict.fromkeys([*new, *old])):  # in the order the case writes them
+        before, after = old.get(key, _UNSET), new.get(key, _UNSET)
+        if before != after:
+            b = "(unset)" if before is _UNSET else _short(before)
+            a = "(unset)" if after is _UNSET else _short(after)
+            changes.append(f"{key}: {b} → {a}")
+    return changes
+
+
+_UNSET = object()
+
+
+# ------------------------------------------------------------------ reading
+
+
+@dataclass
+class CassetteState:
+    status: str  # missing | fresh | stale
+    changes: list[str]
+    meta: dict[str, Any]
+
+
+def read_fingerprint(path: Path) -> str | None:
+    """The request sha256 from a cassette's first line; ``None`` if missing or foreign."""
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline(200)
+    except FileNotFoundError:
+        return None
+    m = HEADER_RE.match(first)
+    return m.group(1).decode() if m else ""
+
+
+def load_yaml(path: Path, fix: str) -> dict[str, Any]:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(path.read_bytes(), Loader=loader)
+    except FileNotFoundError:
+        raise CassetteError(f"cassette {shown(path)} is missing; {fix}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CassetteError(
+            f"cassette {shown(path)} is not valid YAML ({where}{what}); delete it and {fix}"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
+        raise CassetteError(f"cassette {shown(path)} is not a vcrpy cassette; delete it and {fix}")
+    return data
+
+
+def cassette_state(path: Path, body: Mapping[str, Any], fix: str) -> CassetteState:
+    """Compare the cassette at ``path`` with the request the case would send now."""
+    recorded = read_fingerprint(path)
+    if recorded is None:
+        return CassetteState("missing", [], {})
+    if recorded == fingerprint(body):
+        return CassetteState("fresh", [], {})
+    data = load_yaml(path, fix)
+    meta = data.get("imagegen") or {}
+    old = meta.get("request") if isinstance(meta, dict) else None
+    if not isinstance(old, dict):
+        old = {}
+        for interaction in data["interactions"]:
+            req = interaction.get("request") or {}
+            if req.get("method") == "POST":
+                with contextlib.suppress(ValueError, TypeError):
+                    old = json.loads(req.get("body") or "{}")
+                break
+    changes = diff_bodies(old, body) or ["the request differs from the recorded one"]
+    return CassetteState("stale", changes, meta if isinstance(meta, dict) else {})
+
+
+def recorded_meta(path: Path, fix: str) -> dict[str, Any]:
+    meta = load_yaml(path, fix).get("imagegen")
+    return meta if isinstance(meta, dict) else {}
+
+
+# ---------------------------------------------------------------- persister
+
+
+def _header_items(headers: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    for name, values in headers.items():
+        for value in values if isinstance(values, list) else [values]:
+            yield str(name), str(value)
+
+
+class Persister:
+    """vcrpy persister writing image sidecars and refusing to write secrets.
+
+    ``meta`` (set before the cassette is saved) is stored under ``imagegen:``;
+    with ``fresh=True`` an existing file is ignored on load, so recording
+    replaces it instead of appending to it.
+    """
+
+    def __init__(
+        self,
+        images: ImageStore,
+        secrets: Sequence[str],
+        *,
+        fix: str,
+        fresh: bool = False,
+    ) -> None:
+        self.images = images
+        self.secrets = [s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH]
+        self.fix = fix
+        self.fresh = fresh
+        self.meta: dict[str, Any] = {}
+        self.request_body: Mapping[str, Any] | None = None
+        self.loaded_meta: dict[str, Any] = {}
+        self.saved = False
+
+    # vcrpy calls these two
+    def load_cassette(self, cassette_path: str | Path, serializer: Any) -> tuple[list[Any], list[Any]]:
+        from vcr.persisters.filesystem import CassetteNotFoundError
+        from vcr.request import Request
+
+        path = Path(cassette_path)
+        if self.fresh or not path.is_file():
+            raise CassetteNotFoundError()
+        data = load_yaml(path, self.fix)
+        meta = data.get("imagegen")
+        self.loaded_meta = meta if isinstance(meta, dict) else {}
+        requests, responses = [], []
+        for interaction in data["interactions"]:
+            try:
+                requests.append(Request._from_dict(interaction["request"]))
+                responses.append(self._restore(interaction["response"], path))
+            except (KeyError, TypeError) as exc:
+                raise CassetteError(
+                    f"cassette {shown(path)} has a malformed interaction ({exc}); "
+                    f"delete it and {self.fix}"
+                ) from None
+        return requests, responses
+
+    def save_cassette(self, cassette_path: str | Path, cassette_dict: Mapping[str, Any], serializer: Any) -> None:
+        from vcr.serializers import compat
+
+        path = Path(cassette_path)
+        interactions = []
+        image_refs: list[str] = []
+        for request, response in zip(cassette_dict["requests"], cassette_dict["responses"], strict=True):
+            response = self._externalize(compat.convert_to_unicode(dict(response)), image_refs)
+            interactions.append(
+                {"request": compat.convert_to_unicode(request._to_dict()), "response": response}
+            )
+        data: dict[str, Any] = {
+            "version": 1,
+            "interactions": interactions,
+            "imagegen": {"format": CASSETTE_FORMAT, **self.meta, "images": image_refs},
+        }
+        text = serializer.serialize(data)
+        self._refuse_secrets(path, text)
+        body = self.request_body
+        if body is None:
+            body = next(
+                (json.loads(i["request"]["body"]) for i in interactions if i["request"]["method"] == "POST"),
+                {},
+            )
+        header = f"# pytest-imagegen cassette; request sha256={fingerprint(body)}\n"
+        header += "# image bytes live in ../images/<sha256>.<ext>; re-record instead of editing\n"
+        # images were written by _externalize already: the YAML comes last
+        atomic_write(path, (header + text).encode("utf-8"))
+        self.saved = True
+
+    # helpers
+    def _externalize(self, response: dict[str, Any], refs: list[str]) -> dict[str, Any]:
+        body = response.get("body") or {}
+        content = body.get("string")
+        if isinstance(content, (bytes, bytearray)):
+            data = bytes(content)
+            if image_extension(data) != "bin":
+                ref = self.images.put(data)
+                refs.append(ref)
+                response["body"] = {"string": MARKER + ref}
+            return response
+        if not isinstance(content, str) or '"b64_json"' not in content:
+            return response
+        try:
+            payload = json.loads(content)
+        except ValueError:
+            return response
+        for item in payload.get("data") or []:
+            b64 = item.get("b64_json") if isinstance(item, dict) else None
+            if not isinstance(b64, str) or b64 not in content:
+                continue
+            try:
+                data = base64.b64decode(b64, validate=True)
+            except ValueError:
+                continue
+            if base64.b64encode(data).decode("ascii") != b64:
+                continue  # not canonical base64: keep inline so replay stays byte-exact
+            ref = self.images.put(data)
+            refs.append(ref)
+            content = content.replace(b64, MARKER + ref, 1)
+        response["body"] = {"string": content}
+        return response
+
+    def _restore(self, response: dict[str, Any], path: Path) -> dict[str, Any]:
+        body = response.get("body") or {}
+        content = body.get("string")
+        if isinstance(content, str) and MARKER in content:
+            whole = MARKER_RE.fullmatch(content)
+            if whole:
+                data: bytes = self.images.get(whole.group(1), whole.group(2), cassette=path, fix=self.fix)
+                response["body"] = {"string": data}
+                return response
+
+            def put_back(m: re.Match[str]) -> str:
+                raw = self.images.get(m.group(1), m.group(2), cassette=path, fix=self.fix)
+                return base64.b64encode(raw).decode("ascii")
+
+            content = MARKER_RE.sub(put_back, content)
+            response["body"] = {"string": content.encode("utf-8")}
+            return response
+        if isinstance(content, str):
+            response["body"] = {"string": content.encode("utf-8")}
+        return response
+
+    def _refuse_secrets(self, path: Path, text: str) -> None:
+        for secret in self.secrets:
+            if secret in text:
+                raise CassetteError(
+                    f"refused to write cassette {shown(path)}: it would contain the API key. "
+                    "Nothing was written. Pass the key only in the Authorization header "
+                    "(it is scrubbed), not in the URL, another header or the body."
+                )
+
+
+# ------------------------------------------------------------------ vcr glue
+
+
+def _scrub_response(response: dict[str, Any]) -> dict[str, Any] | None:
+    status = response.get("status") or {}
+    if int(status.get("code", 200)) >= 400:
+        return None  # error responses are never recorded
+    headers = response.get("headers") or {}
+    response["headers"] = {
+        k: v for k, v in headers.items() if str(k).lower() not in SECRET_HEADERS
+    }
+    return response
+
+
+def open_cassette(path: Path, persister: Persister, *, record: bool) -> Any:
+    """A vcrpy cassette context: replay only (no network) or record afresh."""
+    import vcr
+
+    recorder = vcr.VCR(
+        serializer="yaml",
+        match_on=["method", "path", "imagegen_body"],
+        filter_headers=list(SECRET_HEADERS),
+        filter_query_parameters=list(SECRET_QUERY_PARAMS),
+        decode_compressed_response=True,
+        before_record_response=_scrub_response,
+    )
+    recorder.register_matcher("imagegen_body", body_matcher)
+    return recorder.use_cassette(
+        str(path),
+        record_mode="all" if record else "none",
+        persister=persister,
+        allow_playback_repeats=False,
+        record_on_exception=False,  # a failed call leaves no (partial) cassette
+    )
+
+
+def new_meta(**fields: Any) -> dict[str, Any]:
+    return {"recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **fields}
