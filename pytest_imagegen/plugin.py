@@ -53,6 +53,11 @@ class ImagegenState:
         terminalreporter.write_sep("-", "imagegen")
         for line in terminal_lines(summarize(self.results)):
             terminalreporter.write_line(line)
+        if self.fake_server is not None:
+            terminalreporter.write_line(
+                "(--imagegen-fake-server: requests went to the built-in fake server; "
+                "figures are list prices, nothing was billed)"
+            )
 
 
 state_key = pytest.StashKey[ImagegenState]()
