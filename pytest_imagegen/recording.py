@@ -148,10 +148,11 @@ def canonical_json(body: Any) -> str:
     if isinstance(body, (bytes, bytearray)):
         body = body.decode("utf-8")
     if isinstance(body, str):
+        text = body
         try:
-            body = json.loads(body) if body else None
+            body = json.loads(text) if text else None
         except ValueError:
-            return body
+            return text
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -288,7 +289,9 @@ class Persister:
         self.saved = False
 
     # vcrpy calls these two
-    def load_cassette(self, cassette_path: str | Path, serializer: Any) -> tuple[list[Any], list[Any]]:
+    def load_cassette(
+        self, cassette_path: str | Path, serializer: Any
+    ) -> tuple[list[Any], list[Any]]:
         from vcr.persisters.filesystem import CassetteNotFoundError
         from vcr.request import Request
 
@@ -310,13 +313,17 @@ class Persister:
                 ) from None
         return requests, responses
 
-    def save_cassette(self, cassette_path: str | Path, cassette_dict: Mapping[str, Any], serializer: Any) -> None:
+    def save_cassette(
+        self, cassette_path: str | Path, cassette_dict: Mapping[str, Any], serializer: Any
+    ) -> None:
         from vcr.serializers import compat
 
         path = Path(cassette_path)
         interactions = []
         image_refs: list[str] = []
-        for request, response in zip(cassette_dict["requests"], cassette_dict["responses"], strict=True):
+        for request, response in zip(
+            cassette_dict["requests"], cassette_dict["responses"], strict=True
+        ):
             response = self._externalize(compat.convert_to_unicode(dict(response)), image_refs)
             interactions.append(
                 {"request": compat.convert_to_unicode(request._to_dict()), "response": response}
@@ -331,7 +338,11 @@ class Persister:
         body = self.request_body
         if body is None:
             body = next(
-                (json.loads(i["request"]["body"]) for i in interactions if i["request"]["method"] == "POST"),
+                (
+                    json.loads(i["request"]["body"])
+                    for i in interactions
+                    if i["request"]["method"] == "POST"
+                ),
                 {},
             )
         header = f"# pytest-imagegen cassette; request sha256={fingerprint(body)}\n"
@@ -379,7 +390,9 @@ class Persister:
         if isinstance(content, str) and MARKER in content:
             whole = MARKER_RE.fullmatch(content)
             if whole:
-                data: bytes = self.images.get(whole.group(1), whole.group(2), cassette=path, fix=self.fix)
+                data: bytes = self.images.get(
+                    whole.group(1), whole.group(2), cassette=path, fix=self.fix
+                )
                 response["body"] = {"string": data}
                 return response
 
@@ -412,9 +425,7 @@ def _scrub_response(response: dict[str, Any]) -> dict[str, Any] | None:
     if int(status.get("code", 200)) >= 400:
         return None  # error responses are never recorded
     headers = response.get("headers") or {}
-    response["headers"] = {
-        k: v for k, v in headers.items() if str(k).lower() not in SECRET_HEADERS
-    }
+    response["headers"] = {k: v for k, v in headers.items() if str(k).lower() not in SECRET_HEADERS}
     return response
 
 

@@ -46,8 +46,7 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> Summary:
 def terminal_lines(s: Summary) -> list[str]:
     lines = [
         f"cases: {s.cases}  list cost of a live run: {format_usd(s.list_cost)}",
-        f"live: {s.live}  replayed: {s.replayed}  recorded: {s.recorded}  "
-        f"no cassette: {s.missing}",
+        f"live: {s.live}  replayed: {s.replayed}  recorded: {s.recorded}  no cassette: {s.missing}",
         f"spent: {format_usd(s.spent)}  saved by replay: {format_usd(s.saved)}",
     ]
     if s.ceiling_failures:

@@ -157,9 +157,7 @@ def obtain(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
     return record(spec, ctx, result, path, fix)
 
 
-def replay(
-    spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix: str
-) -> Generation:
+def replay(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix: str) -> Generation:
     from . import recording
 
     persister = recording.Persister(
@@ -180,9 +178,7 @@ def replay(
     return generation
 
 
-def record(
-    spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix: str
-) -> Generation:
+def record(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix: str) -> Generation:
     from . import recording
 
     client = ctx.client()  # raises before anything is sent when no key is set

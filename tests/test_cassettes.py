@@ -91,7 +91,9 @@ def test_record_modes(
         assert live_env.requests == requests
 
 
-def test_stale_message_names_each_change_and_cost(recorded: pytest.Pytester, live_env: FakeImagesServer) -> None:
+def test_stale_message_names_each_change_and_cost(
+    recorded: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
     write_suite(
         recorded,
         "s",
@@ -117,14 +119,18 @@ def test_stale_message_names_each_change_and_cost(recorded: pytest.Pytester, liv
     assert live_env.requests == 0
 
 
-def test_host_is_not_part_of_matching(recorded: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_host_is_not_part_of_matching(
+    recorded: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with FakeImagesServer() as other:
         monkeypatch.setenv("IMAGEGEN_BASE_URL", other.url)
         recorded.runpytest().assert_outcomes(passed=1)
         assert other.requests == 0
 
 
-def test_replay_is_offline_without_key_or_server(recorded: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replay_is_offline_without_key_or_server(
+    recorded: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("IMAGEGEN_API_KEY")
     monkeypatch.setenv("IMAGEGEN_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
     result = recorded.runpytest()
@@ -132,7 +138,9 @@ def test_replay_is_offline_without_key_or_server(recorded: pytest.Pytester, monk
     result.stdout.fnmatch_lines(["*replayed: 1*", "spent: $0.0000  saved by replay: $0.0010"])
 
 
-def test_summary_counts_recorded_and_spent(project: pytest.Pytester, live_env: FakeImagesServer) -> None:
+def test_summary_counts_recorded_and_spent(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
     write_suite(project, "s", SUITE.format(prompt="A red kite"))
     result = project.runpytest(record_mode("once"))
     result.stdout.fnmatch_lines(["*recorded: 1*", "spent: $0.00* saved by replay: $0.0000"])
@@ -166,7 +174,11 @@ def test_replay_rebuilds_the_exact_response(tmp_path: Path, fake_server: FakeIma
 
     def call() -> httpx.Response:
         with httpx.Client() as client:
-            return client.post(fake_server.url + "/images/generations", json=body, headers={"Authorization": "Bearer k"})
+            return client.post(
+                fake_server.url + "/images/generations",
+                json=body,
+                headers={"Authorization": "Bearer k"},
+            )
 
     persister = recording.Persister(store, [], fix="re-record")
     persister.fresh = True
@@ -180,7 +192,9 @@ def test_replay_rebuilds_the_exact_response(tmp_path: Path, fake_server: FakeIma
     assert fake_server.requests == 1
 
 
-def test_identical_images_are_stored_once(project: pytest.Pytester, live_env: FakeImagesServer) -> None:
+def test_identical_images_are_stored_once(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
     write_suite(
         project,
         "s",
@@ -199,7 +213,11 @@ def test_identical_images_are_stored_once(project: pytest.Pytester, live_env: Fa
 
 
 def test_footprint_of_a_1024_case(project: pytest.Pytester, live_env: FakeImagesServer) -> None:
-    write_suite(project, "s", "cases:\n  - {id: big, prompt: 'A harbour at noon', size: 1024x1024, quality: low}\n")
+    write_suite(
+        project,
+        "s",
+        "cases:\n  - {id: big, prompt: 'A harbour at noon', size: 1024x1024, quality: low}\n",
+    )
     project.runpytest(record_mode("once")).assert_outcomes(passed=1)
     (image,) = Path("prompt_suites/cassettes/images").iterdir()
     raw = image.stat().st_size
@@ -208,7 +226,9 @@ def test_footprint_of_a_1024_case(project: pytest.Pytester, live_env: FakeImages
     assert on_disk <= 1.02 * raw, (on_disk, raw)
 
 
-def test_url_images_are_stored_and_replayed(project: pytest.Pytester, live_env: FakeImagesServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_url_images_are_stored_and_replayed(
+    project: pytest.Pytester, live_env: FakeImagesServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_suite(
         project,
         "s",
@@ -226,7 +246,9 @@ def test_url_images_are_stored_and_replayed(project: pytest.Pytester, live_env: 
 # ------------------------------------------------------------ errors / damage
 
 
-def test_errors_are_not_recorded_and_retries_record_one_exchange(project: pytest.Pytester, live_env: FakeImagesServer) -> None:
+def test_errors_are_not_recorded_and_retries_record_one_exchange(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
     write_suite(project, "s", SUITE.format(prompt="A kite"))
     live_env.inject({"status": 400, "code": "content_policy_violation"})
     project.runpytest(record_mode("once")).assert_outcomes(failed=1)
@@ -248,7 +270,9 @@ def test_damaged_image_is_a_clear_error(recorded: pytest.Pytester, damage: str) 
     result.assert_outcomes(failed=1)
     word = "is corrupt" if damage == "corrupt" else "is missing"
     result.stdout.fnmatch_lines(
-        [f"image file *{image.name}* {word}*re-record it with `pytest --imagegen-record-mode=all prompt_suites/s.yaml::kite`"]
+        [
+            f"image file *{image.name}* {word}*re-record it with `pytest --imagegen-record-mode=all prompt_suites/s.yaml::kite`"
+        ]
     )
 
 
@@ -257,13 +281,17 @@ def test_unparsable_cassette_is_a_clear_error(recorded: pytest.Pytester) -> None
     CASSETTE.write_text(text + "\n  broken: [unclosed\n")
     result = recorded.runpytest()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["cassette *kite.yaml is not valid YAML*delete it and re-record it with*"])
+    result.stdout.fnmatch_lines(
+        ["cassette *kite.yaml is not valid YAML*delete it and re-record it with*"]
+    )
 
 
 # ------------------------------------------------------------------- secrets
 
 
-def test_canary_key_never_reaches_disk(project: pytest.Pytester, live_env: FakeImagesServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_canary_key_never_reaches_disk(
+    project: pytest.Pytester, live_env: FakeImagesServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", CANARY_KEY + "-openai")
     write_suite(
         project,
@@ -286,11 +314,17 @@ def test_canary_key_never_reaches_disk(project: pytest.Pytester, live_env: FakeI
             assert needle not in data, f"{needle!r} found in {path}"
 
 
-def test_key_in_the_request_body_refuses_the_write(project: pytest.Pytester, live_env: FakeImagesServer) -> None:
+def test_key_in_the_request_body_refuses_the_write(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
     write_suite(project, "s", SUITE.format(prompt=f"Poster that says {CANARY_KEY}"))
     result = project.runpytest(record_mode("once"))
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*refused to write cassette*kite.yaml: it would contain the API key. Nothing was written.*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*refused to write cassette*kite.yaml: it would contain the API key. Nothing was written.*"
+        ]
+    )
     assert not CASSETTE.exists()
     result.stdout.fnmatch_lines(["spent: $0.0010*"])  # the call was made and paid for
     for path in all_files(project.path):
@@ -298,18 +332,36 @@ def test_key_in_the_request_body_refuses_the_write(project: pytest.Pytester, liv
             assert CANARY_KEY.encode() not in path.read_bytes(), path
 
 
-def test_persister_scrubs_query_and_refuses_other_places(tmp_path: Path, fake_server: FakeImagesServer) -> None:
+def test_persister_scrubs_query_and_refuses_other_places(
+    tmp_path: Path, fake_server: FakeImagesServer
+) -> None:
     store = recording.ImageStore(tmp_path / "images")
     persister = recording.Persister(store, [CANARY_KEY], fix="x", fresh=True)
     path = tmp_path / "c.yaml"
     body = {"model": "gpt-image-2", "prompt": "q", "size": "256x256", "quality": "low"}
     with recording.open_cassette(path, persister, record=True), httpx.Client() as client:
-        client.post(fake_server.url + f"/images/generations?api-key={CANARY_KEY}", json=body, headers={"Authorization": f"Bearer {CANARY_KEY}", "OpenAI-Project": "proj_secret", "x-api-key": CANARY_KEY})
+        client.post(
+            fake_server.url + f"/images/generations?api-key={CANARY_KEY}",
+            json=body,
+            headers={
+                "Authorization": f"Bearer {CANARY_KEY}",
+                "OpenAI-Project": "proj_secret",
+                "x-api-key": CANARY_KEY,
+            },
+        )
     text = path.read_text()
     assert CANARY_KEY not in text and "proj_secret" not in text
     persister = recording.Persister(store, [CANARY_KEY], fix="x", fresh=True)
-    with pytest.raises(CassetteError, match="would contain the API key"), recording.open_cassette(tmp_path / "d.yaml", persister, record=True), httpx.Client() as client:
-        client.post(fake_server.url + "/images/generations", json=body, headers={"Authorization": "Bearer k", "X-Custom": CANARY_KEY})
+    with (
+        pytest.raises(CassetteError, match="would contain the API key"),
+        recording.open_cassette(tmp_path / "d.yaml", persister, record=True),
+        httpx.Client() as client,
+    ):
+        client.post(
+            fake_server.url + "/images/generations",
+            json=body,
+            headers={"Authorization": "Bearer k", "X-Custom": CANARY_KEY},
+        )
     assert not (tmp_path / "d.yaml").exists()
 
 
@@ -323,7 +375,7 @@ def _loadable(root: Path) -> None:
         assert not path.name.endswith(".partial"), path
         if path.suffix == ".yaml":
             persister = recording.Persister(recording.ImageStore(cassettes / "images"), [], fix="x")
-            requests, responses = persister.load_cassette(path, None)
+            _, responses = persister.load_cassette(path, None)
             payload = json.loads(responses[0]["body"]["string"])
             for item in payload["data"]:
                 base64.b64decode(item["b64_json"], validate=True)
@@ -357,7 +409,9 @@ def test_interrupted_recording_leaves_only_complete_files(
     )
     cassettes = project.path / "prompt_suites" / "cassettes" / "s"
     deadline = time.monotonic() + 30
-    while not (cassettes.exists() and any(cassettes.glob("*.yaml"))) and time.monotonic() < deadline:
+    while (
+        not (cassettes.exists() and any(cassettes.glob("*.yaml"))) and time.monotonic() < deadline
+    ):
         time.sleep(0.02)
     time.sleep(0.3)  # the next request is in flight now
     proc.send_signal(sig)
@@ -375,7 +429,9 @@ def test_interrupted_recording_leaves_only_complete_files(
 # -------------------------------------------------------------------- xdist
 
 
-def test_record_and_replay_under_xdist(project: pytest.Pytester, live_env: FakeImagesServer) -> None:
+def test_record_and_replay_under_xdist(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
     write_suite(
         project,
         "s",
