@@ -19,6 +19,7 @@ failure is consumed by one generation request, in order::
     {"drop": true}                                 # close without answering
     {"delay": 2.0}                                 # slow, then answer normally
     {"delay": 2.0, "status": 503}                  # slow, then fail
+    {"usage": {"input_tokens": 10, ...}}           # answer normally with this usage
     "count": N on any of them repeats it N times
 
 ``GET /_fake/stats`` returns request counts and a log; ``POST /_fake/reset``
@@ -488,7 +489,10 @@ def _make_handler(server: FakeImagesServer) -> type[BaseHTTPRequestHandler]:
                 self._send_json(*problem)
                 return
             base = f"http://{self.headers.get('Host') or f'{server.host}:{server.port}'}"
-            self._send_json(200, server.generate(body, base))
+            response = server.generate(body, base)
+            if failure and "usage" in failure:  # e.g. a billing surprise: usage above list price
+                response["usage"] = failure["usage"]
+            self._send_json(200, response)
 
         def _control(self, action: str, body: Any) -> None:
             body = body if isinstance(body, dict) else {}

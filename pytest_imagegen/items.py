@@ -34,6 +34,7 @@ class SuiteFile(pytest.File):
             self.path,
             state.ctx.prices,
             display=_display(self.config, self.path),
+            check_case=state.profile_check(self.path),
         )
         for spec in suite.cases:
             yield CaseItem.from_parent(self, name=spec.id, spec=spec)
@@ -62,8 +63,13 @@ class CaseItem(pytest.Item):
         from .plugin import get_state
 
         state = get_state(self.config)
-        self.result = new_result(self.spec, self.nodeid)
-        run_case(self.spec, state.ctx, self.result)
+        self.result = result = new_result(self.spec, self.nodeid)
+        try:
+            run_case(self.spec, state.ctx, result)
+        finally:
+            # JUnit XML properties (--junitxml), also carried to the xdist controller
+            self.user_properties.append(("list_cost", result.list_cost))
+            self.user_properties.append(("actual_cost", result.actual_cost))
 
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .costs import PriceTable
+from .costs import PriceTable, format_usd
 from .errors import ImagegenError
-from .report import summarize, terminal_lines
 from .runner import RunContext
 from .settings import RECORD_MODES, Settings, parse_number, resolve_base_url
+
+if TYPE_CHECKING:
+    from .profiles import Profiles
+    from .report import CostDiff, CostLimit
+    from .suite import CaseSpec
 
 SKIP_DIRS = frozenset({"cassettes", "baselines", ".imagegen"})
 
@@ -27,19 +32,46 @@ class ImagegenState:
 
     def __init__(
         self,
+        config: pytest.Config,
         settings: Settings,
         prices: PriceTable,
         explicit: frozenset[Path],
     ) -> None:
+        self.config = config
         self.settings = settings
         self.explicit = explicit
         self.ctx = RunContext(settings=settings, prices=prices)
         self.fake_server: Any = None
         self.results: list[dict[str, Any]] = []
+        self.is_worker = hasattr(config, "workerinput")
+        self.owns_budget = False
+        self.report_path: Path | None = None
+        self.markdown_path: Path | None = None
+        self.cost_baseline: dict[str, float] | None = None
+        self.cost_limit: CostLimit | None = None
+        self.cost_diff: CostDiff | None = None
+        self.estimated: list[dict[str, Any]] = []
+        self._profiles: dict[Path, Profiles] = {}
 
     @property
     def suite_dirs(self) -> tuple[Path, ...]:
         return self.settings.suite_dirs
+
+    def profile_check(self, path: Path) -> Callable[[CaseSpec], str | None]:
+        """A ``check_case`` for suites under ``path``'s suites root (profiles read lazily)."""
+
+        def check(spec: CaseSpec) -> str | None:
+            if spec.use_case is None:
+                return None
+            from .profiles import PROFILES_FILE, load_profiles
+
+            root = self.ctx.suites_root(path)
+            if root not in self._profiles:
+                file = root / PROFILES_FILE
+                self._profiles[root] = load_profiles(file, _relative(self.config, file))
+            return self._profiles[root].checker(self.ctx.prices)(spec)
+
+        return check
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Runs on the xdist controller too: the data travels on the report.
@@ -47,17 +79,109 @@ class ImagegenState:
         if data is not None and report.when == "call":
             self.results.append(data)
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.results:
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        if not self.config.getoption("imagegen_estimate"):
+            return None
+        from .estimate import estimate, render
+        from .items import CaseItem
+
+        cases = [(i.nodeid, i.spec) for i in session.items if isinstance(i, CaseItem)]
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        est = estimate(cases, self.ctx)
+        self.estimated = [{"nodeid": r.nodeid, "list_cost": r.list_cost} for r in est.rows]
+        if tr is not None:
+            tr.write_sep("-", "imagegen estimate")
+            for line in render(est, per_case=self.config.get_verbosity() >= 0):
+                tr.write_line(line)
+        return True
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.is_worker or self.config.getoption("imagegen_ledger"):
             return
+        from . import report
+
+        estimating = self.config.getoption("imagegen_estimate")
+        if self.cost_baseline is not None:
+            costs = self.estimated if estimating else self.results
+            self.cost_diff = report.compare(self.cost_baseline, costs)
+            if (
+                self.cost_limit is not None
+                and self.cost_diff.exceeds(self.cost_limit)
+                and session.exitstatus == pytest.ExitCode.OK
+            ):
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if estimating:
+            return
+        extra: dict[str, Any] = {}
+        if self.cost_diff is not None:
+            extra["cost_change"] = {
+                "old_total": self.cost_diff.old_total,
+                "new_total": self.cost_diff.new_total,
+                "change": self.cost_diff.change,
+            }
+        if self.report_path is not None:
+            report.write_json(self.report_path, report.json_report(self.results, extra))
+        if self.markdown_path is not None or os.environ.get("GITHUB_STEP_SUMMARY"):
+            text = report.markdown(self.results, self.cost_diff, self.cost_limit)
+            if self.markdown_path is not None:
+                from .recording import atomic_write
+
+                self.markdown_path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(self.markdown_path, text.encode("utf-8"))
+            step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+            if step_summary:
+                with open(step_summary, "a", encoding="utf-8") as handle:
+                    handle.write(text)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        estimating = self.config.getoption("imagegen_estimate")
+        budget = self.ctx.budget
+        if (estimating or not self.results) and self.cost_diff is None:
+            return
+        from .report import gate_lines, summarize, terminal_lines
+
         terminalreporter.write_sep("-", "imagegen")
-        for line in terminal_lines(summarize(self.results)):
-            terminalreporter.write_line(line)
+        if not estimating:
+            for line in terminal_lines(summarize(self.results)):
+                terminalreporter.write_line(line)
+        if budget is not None and self.owns_budget:
+            b = budget.snapshot()
+            refused = int(b.get("refused", 0))
+            terminalreporter.write_line(
+                f"budget: {format_usd(b['limit'])}  spent: {format_usd(b['spent'])}  "
+                f"left: {format_usd(max(b['limit'] - b['spent'], 0.0))}"
+                + (f"  requests refused: {refused}" if refused else "")
+            )
+        if self.cost_diff is not None:
+            exceeded = self.cost_limit is not None and self.cost_diff.exceeds(self.cost_limit)
+            for line in gate_lines(self.cost_diff, self.cost_limit):
+                terminalreporter.write_line(line, red=exceeded, bold=exceeded)
+        if self.report_path is not None:
+            terminalreporter.write_line(f"cost report: {_relative(self.config, self.report_path)}")
         if self.fake_server is not None:
             terminalreporter.write_line(
                 "(--imagegen-fake-server: requests went to the built-in fake server; "
                 "figures are list prices, nothing was billed)"
             )
+
+
+class XdistHooks:
+    """Registered only when pytest-xdist is active: hands the session budget to workers."""
+
+    def __init__(self, state: ImagegenState) -> None:
+        self.state = state
+
+    def pytest_configure_node(self, node: Any) -> None:
+        if self.state.ctx.budget is not None:
+            node.workerinput["imagegen_budget"] = str(self.state.ctx.budget.path)
+
+
+def _relative(config: pytest.Config, path: Path) -> str:
+    try:
+        return os.path.relpath(path, config.invocation_params.dir)
+    except ValueError:
+        return str(path)
 
 
 state_key = pytest.StashKey[ImagegenState]()
@@ -94,6 +218,59 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="send live requests to the built-in fake images server on 127.0.0.1 instead of "
         "the real API (no key needed, nothing billed): for demos, trying suites and recording "
         "example cassettes.",
+    )
+    group.addoption(
+        "--imagegen-budget",
+        action="store",
+        default=None,
+        metavar="USD",
+        help="session spending cap in USD across all workers: each live request reserves its "
+        "list cost before it is sent; a request that does not fit is not sent and its test fails.",
+    )
+    group.addoption(
+        "--imagegen-estimate",
+        action="store_true",
+        default=False,
+        help="print each selected case's list cost and the totals for a full live run and for "
+        "a `once` recording (cases without a fresh cassette); send nothing, run no test.",
+    )
+    group.addoption(
+        "--imagegen-report",
+        action="store",
+        default=None,
+        metavar="PATH.json",
+        help="write a JSON cost report (per case: list/actual cost, cassette status, outcome); "
+        "use it later as --imagegen-cost-baseline.",
+    )
+    group.addoption(
+        "--imagegen-markdown",
+        action="store",
+        default=None,
+        metavar="PATH",
+        help="write the cost report as Markdown (also appended to $GITHUB_STEP_SUMMARY when set).",
+    )
+    group.addoption(
+        "--imagegen-cost-baseline",
+        action="store",
+        default=None,
+        metavar="PATH.json",
+        help="an earlier --imagegen-report (e.g. from the main branch): print per-case cost "
+        "changes and the total change.",
+    )
+    group.addoption(
+        "--imagegen-max-cost-increase",
+        action="store",
+        default=None,
+        metavar="USD|N%",
+        help="with --imagegen-cost-baseline: fail the session when the suite's list cost grows by "
+        "more than this amount (e.g. 0.50) or percentage (e.g. 10%%).",
+    )
+    group.addoption(
+        "--imagegen-ledger",
+        action="store_true",
+        default=False,
+        help="print the spend ledger (<suites root>/.imagegen/ledger.jsonl) per category and case: "
+        "iterations (distinct prompts), requests, spend; run no tests.",
     )
     parser.addini(
         "imagegen_suites",
@@ -177,7 +354,8 @@ def _build_state(config: pytest.Config) -> ImagegenState:
     )
     invocation = config.invocation_params.dir
     explicit = frozenset((invocation / arg.split("::")[0]).resolve() for arg in config.args if arg)
-    state = ImagegenState(settings, prices, explicit)
+    state = ImagegenState(config, settings, prices, explicit)
+    _configure_costs(config, state, invocation)
     if config.getoption("imagegen_fake_server"):
         from .fakeserver import FakeImagesServer
 
@@ -189,19 +367,89 @@ def _build_state(config: pytest.Config) -> ImagegenState:
     return state
 
 
+def _configure_costs(config: pytest.Config, state: ImagegenState, invocation: Path) -> None:
+    """Budget, reports and the cost gate from their options."""
+    from .budget import SessionBudget
+
+    budget = parse_number(config.getoption("imagegen_budget"), "--imagegen-budget", minimum=0)
+    if state.is_worker:
+        path = config.workerinput.get("imagegen_budget")  # type: ignore[attr-defined]
+        if path:
+            state.ctx.budget = SessionBudget(Path(path))
+    elif budget is not None:
+        state.ctx.budget = SessionBudget.create(budget)
+        state.owns_budget = True
+    for attr, option in (
+        ("report_path", "imagegen_report"),
+        ("markdown_path", "imagegen_markdown"),
+    ):
+        value = config.getoption(option)
+        if value:
+            setattr(state, attr, (invocation / value).resolve())
+    limit = config.getoption("imagegen_max_cost_increase")
+    baseline = config.getoption("imagegen_cost_baseline")
+    from . import report
+
+    if limit is not None:
+        state.cost_limit = report.parse_cost_limit(limit)
+        if not baseline:
+            raise ImagegenError(
+                "--imagegen-max-cost-increase needs --imagegen-cost-baseline=PATH.json "
+                "(a report from an earlier run, e.g. of the main branch)"
+            )
+    if baseline and not state.is_worker:
+        state.cost_baseline = report.load_baseline((invocation / baseline).resolve())
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "imagegen(max_cost=None, cassette=None): record/replay image API calls"
+    )
     try:
         state = _build_state(config)
     except ImagegenError as exc:
         raise pytest.UsageError(f"pytest-imagegen: {exc}") from None
     config.stash[state_key] = state
     config.pluginmanager.register(state, "imagegen-state")
+    if config.getoption("imagegen_estimate") or config.getoption("imagegen_ledger"):
+        # nothing runs: keep pytest-xdist from starting workers
+        config.option.dist = "no"
+        config.option.tx = []
+    elif config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(state), "imagegen-xdist")
+
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if config.getoption("imagegen_ledger"):
+        from _pytest.main import wrap_session
+
+        return wrap_session(config, _show_ledger)
+    return None
+
+
+def _show_ledger(config: pytest.Config, session: pytest.Session) -> int:
+    from . import ledger
+
+    state = get_state(config)
+    tr: Any = config.pluginmanager.get_plugin("terminalreporter")
+    roots = list(dict.fromkeys(state.suite_dirs))
+    for root in roots:
+        path = ledger.ledger_path(root)
+        entries, bad = ledger.read(path)
+        tr.write_sep("-", f"imagegen ledger: {_relative(config, path)}")
+        for line in ledger.render(entries):
+            tr.write_line(line)
+        if bad:
+            tr.write_line(f"skipped unreadable lines: {', '.join(map(str, bad[:10]))}", yellow=True)
+    return 0
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(state_key, None)
     if state is not None:
         state.ctx.close()
+        if state.owns_budget and state.ctx.budget is not None:
+            state.ctx.budget.remove()
         if state.fake_server is not None:
             state.fake_server.stop()
         config.pluginmanager.unregister(state)

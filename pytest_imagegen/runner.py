@@ -6,19 +6,21 @@ turns its exceptions into readable failures.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .costs import PriceTable, format_usd
-from .errors import CassetteError, CostCeilingError
+from .errors import APIError, CassetteError, CostCeilingError
 from .expectations import check_images
 from .settings import KEY_ENV_VARS, Settings, find_api_key
 from .suite import CaseSpec
 
 if TYPE_CHECKING:
+    from .budget import SessionBudget
     from .client import Generation, ImagesClient
 
 
@@ -53,6 +55,7 @@ class RunContext:
     settings: Settings
     prices: PriceTable
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    budget: SessionBudget | None = None
     _clients: dict[str, ImagesClient] = field(default_factory=dict)
 
     def client(self) -> ImagesClient:
@@ -86,11 +89,78 @@ class RunContext:
             client.close()
         self._clients.clear()
 
+    def suites_root(self, path: Path) -> Path:
+        """The suites directory a file belongs to (ledger and profiles live there)."""
+        return suites_root(path, self.settings.suite_dirs)
+
     def ceiling(self, spec: CaseSpec) -> float | None:
         return spec.max_cost if spec.max_cost is not None else self.settings.default_max_cost
 
     def list_cost(self, spec: CaseSpec) -> float:
         return self.prices.list_cost(spec.model, spec.size, spec.quality, spec.n, spec.prompt).total
+
+
+def suites_root(path: Path, suite_dirs: tuple[Path, ...]) -> Path:
+    resolved = path.resolve()
+    for d in suite_dirs:
+        if d in resolved.parents:
+            return d
+    return suite_dirs[0] if suite_dirs else resolved.parent
+
+
+@dataclass
+class Charge:
+    """What one live request cost; set ``actual`` once the response is in."""
+
+    actual: float | None = None
+
+
+@contextlib.contextmanager
+def paid_request(
+    ctx: RunContext,
+    *,
+    nodeid: str,
+    suite: str | None,
+    category: str | None,
+    body: Mapping[str, Any],
+    list_cost: float,
+    ledger_root: Path,
+) -> Iterator[Charge]:
+    """Budget reservation and ledger line around one live request (retries included).
+
+    The list cost is reserved before anything is sent (``BudgetExceededError``
+    when it does not fit); afterwards the reservation settles to the actual
+    cost, or to nothing when the API refused the request, or to the list cost
+    when the outcome is unknown (timeouts, interrupts): the safe side.
+    """
+    from . import ledger
+
+    reservation = ctx.budget.reserve(list_cost, nodeid) if ctx.budget else None
+    charge = Charge()
+    outcome = "ok"
+    try:
+        yield charge
+    except APIError as exc:
+        outcome = f"api error {exc.status or ''}".strip()
+        raise
+    except BaseException:
+        outcome = "error"
+        raise
+    finally:
+        if charge.actual is None:
+            charge.actual = 0.0 if outcome.startswith("api error") else list_cost
+        if reservation is not None and ctx.budget is not None:
+            ctx.budget.settle(reservation, charge.actual)
+        line = ledger.entry(
+            nodeid=nodeid,
+            suite=suite,
+            category=category,
+            body=body,
+            list_cost=list_cost,
+            actual_cost=charge.actual,
+            outcome=outcome,
+        )
+        ledger.append(ledger.ledger_path(ledger_root), line, ctx.secrets())
 
 
 def new_result(spec: CaseSpec, nodeid: str) -> CaseResult:
@@ -190,11 +260,24 @@ def record(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix:
         fresh=True,
     )
     persister.request_body = body
-    with recording.open_cassette(path, persister, record=True):
+    list_cost = result.list_cost or 0.0
+    with (
+        paid_request(
+            ctx,
+            nodeid=result.nodeid,
+            suite=spec.suite,
+            category=spec.category,
+            body=body,
+            list_cost=list_cost,
+            ledger_root=ctx.suites_root(spec.path),
+        ) as charge,
+        recording.open_cassette(path, persister, record=True),
+    ):
         generation = client.generate(body)
         result.attempts = generation.attempts
-        actual = ctx.prices.actual_cost(spec.model, generation.usage, result.list_cost or 0.0)
+        actual = ctx.prices.actual_cost(spec.model, generation.usage, list_cost)
         result.cassette, result.actual_cost = "live", actual  # paid, even if saving fails
+        charge.actual = actual
         persister.meta = recording.new_meta(
             nodeid=result.nodeid,
             request=body,
@@ -213,9 +296,16 @@ def settle(spec: CaseSpec, ctx: RunContext, result: CaseResult, generation: Gene
     )
     if result.max_cost is not None and result.actual_cost > result.max_cost:
         result.ceiling = "actual"
+        surprise = ""
+        if result.list_cost is not None and result.actual_cost > result.list_cost:
+            surprise = (
+                f"\n  the API billed more than the list cost {format_usd(result.list_cost)}: "
+                "check the price table (ini imagegen_prices) against your provider's prices"
+            )
         raise CostCeilingError(
             f"actual cost {format_usd(result.actual_cost)} (from the response's usage) is "
-            f"above max_cost {format_usd(result.max_cost)}; the money is spent.\n"
+            f"above max_cost {format_usd(result.max_cost)}; the money is spent and the "
+            f"cassette is kept.{surprise}\n"
             "  what to do: lower n, size or quality, or raise max_cost for this case"
         )
 

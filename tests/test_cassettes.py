@@ -135,7 +135,9 @@ def test_replay_is_offline_without_key_or_server(
     monkeypatch.setenv("IMAGEGEN_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
     result = recorded.runpytest()
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*replayed: 1*", "spent: $0.0000  saved by replay: $0.0010"])
+    result.stdout.fnmatch_lines(
+        ["*replayed: 1*", "spent: $0.0000  live-equivalent: $0.0010  saved by replay: $0.0010"]
+    )
 
 
 def test_summary_counts_recorded_and_spent(
@@ -143,7 +145,7 @@ def test_summary_counts_recorded_and_spent(
 ) -> None:
     write_suite(project, "s", SUITE.format(prompt="A red kite"))
     result = project.runpytest(record_mode("once"))
-    result.stdout.fnmatch_lines(["*recorded: 1*", "spent: $0.00* saved by replay: $0.0000"])
+    result.stdout.fnmatch_lines(["*recorded: 1*", "spent: $0.00*  saved by replay: $0.0000"])
     meta = yaml.safe_load(CASSETTE.read_text())["imagegen"]
     assert meta["list_cost"] >= meta["actual_cost"] > 0
     assert meta["request"]["prompt"] == "A red kite"

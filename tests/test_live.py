@@ -44,7 +44,7 @@ def test_live_case_passes_and_sends_the_request(
         "background": "opaque",
     }
     assert entry["api_key"] == CANARY_KEY
-    result.stdout.fnmatch_lines(["*- imagegen -*", "cases: 1  list cost of a live run: $0.00*"])
+    result.stdout.fnmatch_lines(["*- imagegen -*", "cases: 1  *", "*live-equivalent: $0.00*"])
 
 
 def test_none_mode_sends_nothing_and_says_how_to_record(

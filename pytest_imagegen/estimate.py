@@ -1,0 +1,88 @@
+"""``--imagegen-estimate``: what a run would cost, without sending or running anything.
+
+Per case: the list cost and whether a fresh cassette exists (one line of the
+cassette file is read: its request fingerprint). Totals: a full live run
+(``--imagegen-record-mode=all``) and a ``once`` recording (cases without a
+fresh cassette). Ceiling violations are listed too, since those cases would
+fail before sending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .costs import format_usd
+from .recording import fingerprint, read_fingerprint, suite_cassette_path
+from .runner import RunContext
+from .suite import CaseSpec
+
+
+@dataclass
+class EstimateRow:
+    nodeid: str
+    spec: CaseSpec
+    list_cost: float
+    cassette: str  # fresh | stale | missing
+    over_ceiling: float | None = None  # the ceiling, when the list cost is above it
+
+
+@dataclass
+class Estimate:
+    rows: list[EstimateRow] = field(default_factory=list)
+
+    @property
+    def live_total(self) -> float:
+        return sum(r.list_cost for r in self.rows if r.over_ceiling is None)
+
+    @property
+    def to_record(self) -> list[EstimateRow]:
+        return [r for r in self.rows if r.cassette != "fresh" and r.over_ceiling is None]
+
+    @property
+    def once_total(self) -> float:
+        return sum(r.list_cost for r in self.to_record)
+
+
+def estimate(cases: Iterable[tuple[str, CaseSpec]], ctx: RunContext) -> Estimate:
+    out = Estimate()
+    for nodeid, spec in cases:
+        cost = ctx.list_cost(spec)
+        recorded = read_fingerprint(suite_cassette_path(spec.path, spec.id))
+        if recorded is None:
+            status = "missing"
+        elif recorded == fingerprint(spec.request_body()):
+            status = "fresh"
+        else:
+            status = "stale"
+        ceiling = ctx.ceiling(spec)
+        over = ceiling if ceiling is not None and cost > ceiling else None
+        out.rows.append(EstimateRow(nodeid, spec, cost, status, over))
+    return out
+
+
+def render(est: Estimate, *, per_case: bool = True) -> list[str]:
+    lines: list[str] = []
+    if per_case and est.rows:
+        width = min(max(len(r.nodeid) for r in est.rows), 90)
+        for r in est.rows:
+            s = r.spec
+            note = (
+                f"  over max_cost {format_usd(r.over_ceiling)}: would fail before sending"
+                if r.over_ceiling is not None
+                else ""
+            )
+            lines.append(
+                f"{r.nodeid:<{width}}  {s.model} {s.size} {s.quality or 'auto'} n={s.n}  "
+                f"{format_usd(r.list_cost)}  cassette: {r.cassette}{note}"
+            )
+        lines.append("")
+    over = sum(1 for r in est.rows if r.over_ceiling is not None)
+    lines.append(f"cases: {len(est.rows)}" + (f" ({over} over their max_cost)" if over else ""))
+    lines.append(f"full live run (--imagegen-record-mode=all): {format_usd(est.live_total)}")
+    lines.append(
+        f"once recording (--imagegen-record-mode=once, {len(est.to_record)} cases without a "
+        f"fresh cassette): {format_usd(est.once_total)}"
+    )
+    lines.append("nothing was sent and no test was run")
+    return lines
