@@ -47,9 +47,9 @@ class SessionBudget:
         return cls(Path(name))
 
     def _lock(self) -> BaseFileLock:
-        from filelock import FileLock
+        from .locks import file_lock
 
-        return FileLock(str(self.path) + ".lock", timeout=60)
+        return file_lock(self.path)
 
     def _read(self) -> dict[str, float]:
         data: dict[str, float] = json.loads(self.path.read_text(encoding="utf-8"))
@@ -94,6 +94,6 @@ class SessionBudget:
             self._write(state)
 
     def remove(self) -> None:
-        for path in (self.path, Path(str(self.path) + ".lock"), self.path.with_suffix(".tmp")):
+        for path in (self.path, self.path.with_suffix(".tmp")):
             with contextlib.suppress(OSError):
                 path.unlink()

@@ -69,3 +69,7 @@ class ExpectationError(ImagegenError):
 
 class DriftError(ImagegenError):
     """Images drifted from the accepted baseline beyond the thresholds."""
+
+
+class DriftWarning(UserWarning):
+    """Images drifted beyond the thresholds while ``--imagegen-drift=warn``."""

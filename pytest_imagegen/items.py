@@ -36,6 +36,12 @@ class SuiteFile(pytest.File):
             display=_display(self.config, self.path),
             check_case=state.profile_check(self.path),
         )
+        from .perceptual import baseline_path
+
+        state.suite_files[self.nodeid] = (
+            str(baseline_path(self.path)),
+            [spec.id for spec in suite.cases],
+        )
         for spec in suite.cases:
             yield CaseItem.from_parent(self, name=spec.id, spec=spec)
 
@@ -70,6 +76,12 @@ class CaseItem(pytest.Item):
             # JUnit XML properties (--junitxml), also carried to the xdist controller
             self.user_properties.append(("list_cost", result.list_cost))
             self.user_properties.append(("actual_cost", result.actual_cost))
+        if result.warning:
+            import warnings
+
+            from .errors import DriftWarning
+
+            warnings.warn(DriftWarning(result.warning), stacklevel=1)
 
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None

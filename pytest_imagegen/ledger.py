@@ -58,13 +58,13 @@ def entry(
 
 def append(path: Path, line: Mapping[str, Any], secrets: Iterable[str] = ()) -> None:
     """Append one JSON line under a lock (never a line containing a secret)."""
-    from filelock import FileLock
+    from .locks import file_lock
 
     text = json.dumps(line, sort_keys=True, ensure_ascii=False)
     if any(s and s in text for s in secrets):
         return  # a key in a prompt or param: better no line than a leaked key
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock", timeout=60), path.open("a", encoding="utf-8") as handle:
+    with file_lock(path), path.open("a", encoding="utf-8") as handle:
         handle.write(text + "\n")
 
 

@@ -17,7 +17,13 @@ import pytest
 from .costs import PriceTable, format_usd
 from .errors import ImagegenError
 from .runner import RunContext
-from .settings import RECORD_MODES, Settings, parse_number, resolve_base_url
+from .settings import (
+    DRIFT_MODES,
+    RECORD_MODES,
+    Settings,
+    parse_number,
+    resolve_base_url,
+)
 
 if TYPE_CHECKING:
     from .profiles import Profiles
@@ -51,6 +57,12 @@ class ImagegenState:
         self.cost_limit: CostLimit | None = None
         self.cost_diff: CostDiff | None = None
         self.estimated: list[dict[str, Any]] = []
+        # suite file nodeid -> (baseline file, every case id), filled by SuiteFile.collect
+        self.suite_files: dict[str, tuple[str, list[str]]] = {}
+        # baseline file -> every case id, for suite files collected in full (prune-safe)
+        self.full_files: dict[str, list[str]] | None = None
+        self.worker_full_files: list[dict[str, list[str]]] = []
+        self.finish_lines: list[str] = []
         self._profiles: dict[Path, Profiles] = {}
 
     @property
@@ -72,6 +84,21 @@ class ImagegenState:
             return self._profiles[root].checker(self.ctx.prices)(spec)
 
         return check
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from .items import CaseItem
+
+        selected: dict[str, int] = {}
+        for item in session.items:
+            if isinstance(item, CaseItem) and item.parent is not None:
+                selected[item.parent.nodeid] = selected.get(item.parent.nodeid, 0) + 1
+        self.full_files = {
+            baseline: ids
+            for nodeid, (baseline, ids) in self.suite_files.items()
+            if selected.get(nodeid, 0) == len(ids)
+        }
+        if self.is_worker:
+            self.config.workeroutput["imagegen_full_files"] = self.full_files  # type: ignore[attr-defined]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Runs on the xdist controller too: the data travels on the report.
@@ -113,6 +140,7 @@ class ImagegenState:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if estimating:
             return
+        self._finish_baselines()
         extra: dict[str, Any] = {}
         if self.cost_diff is not None:
             extra["cost_change"] = {
@@ -134,6 +162,24 @@ class ImagegenState:
                 with open(step_summary, "a", encoding="utf-8") as handle:
                     handle.write(text)
 
+    def _finish_baselines(self) -> None:
+        from . import drift
+
+        full = self.full_files
+        if self.worker_full_files:  # xdist: a file is complete only if every worker saw it so
+            full = dict(self.worker_full_files[0])
+            for other in self.worker_full_files[1:]:
+                full = {k: v for k, v in full.items() if other.get(k) == v}
+        updates = [r["baseline_update"] for r in self.results if r.get("baseline_update")]
+        prune = full if self.settings.update_baselines else None
+        if updates or prune:
+            self.finish_lines += drift.apply_updates(updates, prune)
+        if self.settings.html_dir is not None:
+            from . import htmlreport
+
+            index = htmlreport.write(self.settings.html_dir, self.results)
+            self.finish_lines.append(f"visual review: {_relative(self.config, index)}")
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         estimating = self.config.getoption("imagegen_estimate")
         budget = self.ctx.budget
@@ -144,6 +190,9 @@ class ImagegenState:
         terminalreporter.write_sep("-", "imagegen")
         if not estimating:
             for line in terminal_lines(summarize(self.results)):
+                terminalreporter.write_line(line)
+            notes = dict.fromkeys(n for r in self.results for n in r.get("notes") or [])
+            for line in [*notes, *self.finish_lines]:
                 terminalreporter.write_line(line)
         if budget is not None and self.owns_budget:
             b = budget.snapshot()
@@ -176,12 +225,19 @@ class XdistHooks:
         if self.state.ctx.budget is not None:
             node.workerinput["imagegen_budget"] = str(self.state.ctx.budget.path)
 
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        full = getattr(node, "workeroutput", {}).get("imagegen_full_files")
+        if full is not None:
+            self.state.worker_full_files.append(full)
+
 
 def _relative(config: pytest.Config, path: Path) -> str:
+    """``path`` relative to the invocation directory when inside it, else absolute."""
     try:
-        return os.path.relpath(path, config.invocation_params.dir)
+        relative = os.path.relpath(path, config.invocation_params.dir)
     except ValueError:
         return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 state_key = pytest.StashKey[ImagegenState]()
@@ -272,6 +328,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="print the spend ledger (<suites root>/.imagegen/ledger.jsonl) per category and case: "
         "iterations (distinct prompts), requests, spend; run no tests.",
     )
+    group.addoption(
+        "--imagegen-drift",
+        action="store",
+        default="fail",
+        choices=DRIFT_MODES,
+        help="visual drift against accepted baselines: fail (default), warn (a warning, the "
+        "test passes) or off (no comparison).",
+    )
+    group.addoption(
+        "--imagegen-update-baselines",
+        action="store_true",
+        default=False,
+        help="accept the current images of the selected tests as their baselines (replacing "
+        "the accepted ones). Entries of deleted cases are removed for suite files collected "
+        "in full (no -k, no deselection, no collection error).",
+    )
+    group.addoption(
+        "--imagegen-add-baselines",
+        action="store_true",
+        default=False,
+        help="like --imagegen-update-baselines, but keep the accepted images and add the "
+        "current ones as more samples (for cases whose look may legitimately vary).",
+    )
+    group.addoption(
+        "--imagegen-html",
+        action="store",
+        default=None,
+        metavar="DIR",
+        help="write DIR/index.html: baseline and current images side by side, distances, "
+        "costs and status per case, failures first (self-contained, images copied into DIR).",
+    )
     parser.addini(
         "imagegen_suites",
         type="args",
@@ -306,6 +393,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="markup applied to every price (default 1.0)",
     )
     parser.addini(
+        "imagegen_drift_phash",
+        default="10",
+        help="default phash threshold (Hamming distance, 0-64) for visual drift (default 10)",
+    )
+    parser.addini(
+        "imagegen_drift_colorhash",
+        default="4",
+        help="default colorhash threshold (Hamming distance) for visual drift (default 4)",
+    )
+    parser.addini(
         "imagegen_default_max_cost",
         default="",
         help="USD cost ceiling for cases without max_cost (default: no ceiling)",
@@ -335,6 +432,15 @@ def _build_state(config: pytest.Config) -> ImagegenState:
     max_cost = parse_number(
         config.getini("imagegen_default_max_cost"), "ini imagegen_default_max_cost", positive=True
     )
+    thresholds = {}
+    for algo in ("phash", "colorhash"):
+        value = parse_number(
+            config.getini(f"imagegen_drift_{algo}"), f"ini imagegen_drift_{algo}", minimum=0
+        )
+        if value is not None and value != int(value):
+            raise ImagegenError(f"ini imagegen_drift_{algo}: must be a whole number, got {value:g}")
+        thresholds[algo] = int(value) if value is not None else (10 if algo == "phash" else 4)
+    html_dir = config.getoption("imagegen_html")
     root = _ini_dir(config)
     suite_dirs = tuple((root / d).resolve() for d in config.getini("imagegen_suites"))
     settings = Settings(
@@ -346,6 +452,16 @@ def _build_state(config: pytest.Config) -> ImagegenState:
         backoff=backoff if backoff is not None else 1.0,
         default_max_cost=max_cost,
         suite_dirs=suite_dirs,
+        drift_mode=config.getoption("imagegen_drift"),
+        drift_thresholds=thresholds,
+        update_baselines=(
+            "add"
+            if config.getoption("imagegen_add_baselines")
+            else "replace"
+            if config.getoption("imagegen_update_baselines")
+            else None
+        ),
+        html_dir=(config.invocation_params.dir / html_dir).resolve() if html_dir else None,
     )
     prices_file = config.getini("imagegen_prices")
     prices = PriceTable.load(

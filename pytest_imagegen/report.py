@@ -40,6 +40,8 @@ class Summary:
     missing: int = 0
     ceiling_failures: int = 0
     drift_failures: int = 0
+    drift_warnings: int = 0
+    baselines_accepted: int = 0
     failed: int = 0
 
 
@@ -63,6 +65,11 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> Summary:
             s.ceiling_failures += 1
         if r.get("drift_failed"):
             s.drift_failures += 1
+        drift_status = (r.get("drift") or {}).get("status")
+        if drift_status == "warn":
+            s.drift_warnings += 1
+        elif drift_status == "accepted":
+            s.baselines_accepted += 1
         if r.get("outcome") == "failed":
             s.failed += 1
     return s
@@ -77,8 +84,10 @@ def terminal_lines(s: Summary) -> list[str]:
     ]
     if s.ceiling_failures:
         lines.append(f"cost ceiling failures: {s.ceiling_failures}")
-    if s.drift_failures:
-        lines.append(f"visual drift failures: {s.drift_failures}")
+    if s.drift_failures or s.drift_warnings:
+        lines.append(
+            f"visual drift failures: {s.drift_failures}  drift warnings: {s.drift_warnings}"
+        )
     return lines
 
 

@@ -43,6 +43,13 @@ class CaseResult:
     saved: float = 0.0  # for a replay: what the recording cost, i.e. what replay saved
     attempts: int = 0
     outcome: str = "unknown"
+    drift: dict[str, Any] | None = None  # status, thresholds, per-image distances
+    drift_failed: bool = False
+    prompt: str = ""
+    request: dict[str, Any] = field(default_factory=dict)  # the body without the prompt
+    baseline_update: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +63,7 @@ class RunContext:
     prices: PriceTable
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     budget: SessionBudget | None = None
+    baselines: dict[Path, Any] = field(default_factory=dict)  # loaded baseline files
     _clients: dict[str, ImagesClient] = field(default_factory=dict)
 
     def client(self) -> ImagesClient:
@@ -164,6 +172,7 @@ def paid_request(
 
 
 def new_result(spec: CaseSpec, nodeid: str) -> CaseResult:
+    body = spec.request_body()
     return CaseResult(
         nodeid=nodeid,
         suite=spec.suite,
@@ -172,6 +181,8 @@ def new_result(spec: CaseSpec, nodeid: str) -> CaseResult:
         size=spec.size,
         quality=spec.quality,
         n=spec.n,
+        prompt=spec.prompt,
+        request={k: v for k, v in body.items() if k != "prompt"},
     )
 
 
@@ -316,5 +327,39 @@ def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
     generation = obtain(spec, ctx, result)
     if result.cassette != "replayed":
         settle(spec, ctx, result, generation)
-    check_images(spec.expect, [image.data for image in generation.images])
+    images = [image.data for image in generation.images]
+    check_images(spec.expect, images)
+    check_drift(spec, ctx, result, images)
     return generation
+
+
+def check_drift(spec: CaseSpec, ctx: RunContext, result: CaseResult, images: list[bytes]) -> None:
+    """Compare with the suite's baseline; accept when just recorded or when asked to."""
+    from . import drift, perceptual, recording
+
+    s = ctx.settings
+    outcome = drift.check(
+        nodeid=result.nodeid,
+        key=spec.id,
+        images=images,
+        prompt=spec.prompt,
+        baseline_file=perceptual.baseline_path(spec.path),
+        images_dir=recording.suite_images_dir(spec.path),
+        thresholds=drift.thresholds_for(spec.expect.drift, s.drift_thresholds),
+        mode=s.drift_mode,
+        update=s.update_baselines,
+        # a missing baseline is accepted while recording (not only for the cases recorded
+        # now: an interrupted recording run still gets its baselines on the next run)
+        recorded=result.cassette in ("recorded", "live") or s.record_mode != "none",
+        cache=ctx.baselines,
+        html_dir=s.html_dir,
+    )
+    result.drift = outcome.data
+    result.baseline_update = outcome.update
+    if outcome.note:
+        result.notes.append(outcome.note)
+    if outcome.status in ("fail", "warn"):
+        result.drift_failed = outcome.status == "fail"
+    if outcome.status == "warn":
+        result.warning = outcome.message
+    drift.raise_for(outcome)

@@ -13,6 +13,7 @@ DEFAULT_BASE_URL = "https://api.wisgate.ai/v1"
 BASE_URL_ENV = "IMAGEGEN_BASE_URL"
 KEY_ENV_VARS = ("IMAGEGEN_API_KEY", "WISGATE_API_KEY", "OPENAI_API_KEY")
 RECORD_MODES = ("none", "once", "new_episodes", "all")
+DRIFT_MODES = ("fail", "warn", "off")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,12 @@ class Settings:
     backoff: float = 1.0
     default_max_cost: float | None = None
     suite_dirs: tuple[Path, ...] = field(default_factory=tuple)
+    drift_mode: str = "fail"
+    drift_thresholds: Mapping[str, int] = field(
+        default_factory=lambda: {"phash": 10, "colorhash": 4}
+    )
+    update_baselines: str | None = None  # "replace" | "add" with --imagegen-update-baselines
+    html_dir: Path | None = None
 
 
 def resolve_base_url(

@@ -12,15 +12,19 @@ from pathlib import Path
 # that httpx no longer recognises.
 import httpcore  # noqa: F401
 import httpx
+import imagehash
 import numpy  # noqa: F401
 import PIL.Image
-import PIL.PngImagePlugin  # noqa: F401
+import PIL.PngImagePlugin
 import pytest
+import vcr  # noqa: F401  (patches http clients while a cassette is open: load it once)
 
 from pytest_imagegen.fakeserver import FakeImagesServer
 from pytest_imagegen.settings import KEY_ENV_VARS
 
 httpx.Client().close()  # loads httpx's lazy httpcore exception map
+imagehash.phash(PIL.Image.new("RGB", (8, 8)))  # loads scipy's FFT, which cannot load twice
+imagehash.whash(PIL.Image.new("RGB", (8, 8)))  # and PyWavelets
 with contextlib.suppress(ImportError):  # its pytest plugin imports it at every run's summary
     import hypothesis  # noqa: F401
 

@@ -290,7 +290,9 @@ def test_gate_alone_sets_the_exit_status(
         result = project.runpytest("--imagegen-estimate", *args)
         assert live_env.requests == 1
     else:
-        result = project.runpytest("--imagegen-record-mode=new_episodes", *args)
+        result = project.runpytest(
+            "--imagegen-record-mode=new_episodes", "--imagegen-drift=off", *args
+        )
         result.assert_outcomes(passed=1)
     assert result.ret == 1
     result.stdout.fnmatch_lines(["  allowed increase: $0.0001 -> EXCEEDED"])
@@ -357,8 +359,12 @@ def test_ledger_tracks_iterations_requests_and_spend(
     kite_suite(project, prompt="A red kite")
     project.runpytest(ONCE).assert_outcomes(passed=1)
     kite_suite(project, prompt="A red kite at dusk")  # second iteration of the prompt
-    project.runpytest("--imagegen-record-mode=new_episodes").assert_outcomes(passed=1)
-    project.runpytest("--imagegen-record-mode=all").assert_outcomes(passed=1)
+    project.runpytest(
+        "--imagegen-record-mode=new_episodes", "--imagegen-drift=off"
+    ).assert_outcomes(passed=1)
+    project.runpytest("--imagegen-record-mode=all", "--imagegen-drift=off").assert_outcomes(
+        passed=1
+    )
     live_env.inject({"status": 400, "code": "content_policy_violation"})
     project.runpytest("--imagegen-record-mode=all").assert_outcomes(failed=1)
     lines = ledger_lines(project.path)

@@ -1,0 +1,212 @@
+"""Visual drift of one test against its baseline, and writing accepted baselines.
+
+:func:`check` compares a test's images with the accepted ones (or accepts them
+when the test was just recorded or ``--imagegen-update-baselines`` is on) and
+returns what the reports need. Accepting never writes a file directly: it
+returns an *update* that the session applies once at the end
+(:func:`apply_updates`), on the pytest-xdist controller when there is one, so
+no two processes write the same baseline file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import perceptual
+from .errors import DriftError
+from .recording import ImageStore, atomic_write, image_extension, shown
+
+
+@dataclass
+class DriftCheck:
+    status: str  # pass | fail | warn | off | accepted | missing
+    data: dict[str, Any] = field(default_factory=dict)  # for reports (JSON, HTML)
+    update: dict[str, Any] | None = None  # a baseline entry to write at session end
+    note: str | None = None  # said once in the summary
+    message: str | None = None  # the failure / warning text
+
+
+def thresholds_for(
+    drift: Mapping[str, int] | None, defaults: Mapping[str, int]
+) -> dict[str, int] | None:
+    """Effective thresholds: the ini defaults overridden by the case's ``expect.drift``."""
+    if drift is None:
+        return None
+    return {**defaults, **drift}
+
+
+def check(
+    *,
+    nodeid: str,
+    key: str,
+    images: Sequence[bytes],
+    prompt: str,
+    baseline_file: Path,
+    images_dir: Path,
+    thresholds: Mapping[str, int] | None,
+    mode: str,
+    update: str | None,
+    recorded: bool,
+    cache: dict[Path, perceptual.BaselineFile],
+    html_dir: Path | None = None,
+) -> DriftCheck:
+    """Compare ``images`` with the accepted images of ``key`` in ``baseline_file``."""
+    store = ImageStore(images_dir)
+    current: list[dict[str, Any]] = [
+        {"sha256": perceptual.sha256(d), "path": str(images_dir / _ref(d))} for d in images
+    ]
+    if html_dir is not None:
+        for image in images:
+            store.put(image)  # the review page shows them (no-op when already stored)
+    if thresholds is None or (mode == "off" and update is None):
+        return DriftCheck("off", {"status": "off", "images": current})
+    if baseline_file not in cache:
+        cache[baseline_file] = perceptual.BaselineFile.load(baseline_file)
+    baseline = cache[baseline_file]
+    accepted = baseline.images(key)
+    source = perceptual.HashSource(baseline, images_dir)
+    note = None
+    if baseline.outdated and accepted:
+        note = (
+            f"{shown(baseline_file)}: hashes were made with {baseline.outdated}; "
+            "recomputed from the stored images (run --imagegen-update-baselines to store fresh ones)"
+        )
+    data: dict[str, Any] = {
+        "status": "",
+        "thresholds": dict(thresholds),
+        "images": current,
+        "baseline": [str(source.image_path(b)) for b in accepted or []],
+    }
+    drifts: list[perceptual.ImageDrift] = []
+    if accepted:
+        drifts = perceptual.compare(images, accepted, thresholds, source)
+        for entry, d in zip(current, drifts, strict=True):
+            entry["distances"] = d.distances
+            entry["over"] = d.over
+    if update is not None or (accepted is None and recorded):
+        entries = perceptual.accept_images(images, thresholds, store)
+        data["status"] = "accepted"
+        return DriftCheck(
+            "accepted",
+            data,
+            update={
+                "file": str(baseline_file),
+                "images_dir": str(images_dir),
+                "key": key,
+                "mode": update or "replace",
+                "prompt_sha256": perceptual.sha256(prompt.encode("utf-8")),
+                "images": [e.to_json() for e in entries],
+            },
+            note=note,
+        )
+    if accepted is None:
+        data["status"] = "missing"
+        return DriftCheck(
+            "missing",
+            data,
+            message=(
+                f"no accepted baseline for {nodeid} in {shown(baseline_file)}; look at the images "
+                f"(--imagegen-html=DIR) and accept them with "
+                f"`pytest --imagegen-update-baselines {nodeid}`"
+            ),
+        )
+    drifted = any(d.over for d in drifts)
+    status = ("warn" if mode == "warn" else "fail") if drifted else "pass"
+    data["status"] = status
+    message = None
+    if drifted:
+        review = f"{html_dir / 'index.html'}" if html_dir else "run again with --imagegen-html=DIR"
+        message = "\n".join(
+            [
+                f"visual drift from the accepted baseline ({shown(baseline_file)}, key {key!r}): "
+                "distance to the nearest accepted image, per algorithm",
+                *perceptual.describe(drifts, thresholds),
+                f"  review: {review}",
+                f"  accept if intended: pytest --imagegen-update-baselines {nodeid}",
+            ]
+        )
+    return DriftCheck(status, data, note=note, message=message)
+
+
+def _ref(data: bytes) -> str:
+    return f"{perceptual.sha256(data)}.{image_extension(data)}"
+
+
+def raise_for(result: DriftCheck) -> None:
+    if result.status in ("fail", "missing") and result.message:
+        raise DriftError(result.message)
+
+
+# ------------------------------------------------------------ session end
+
+
+def apply_updates(
+    updates: Iterable[Mapping[str, Any]],
+    full_files: Mapping[str, Sequence[str]] | None = None,
+) -> list[str]:
+    """Write accepted entries, one write per baseline file; return summary lines.
+
+    ``full_files`` (baseline file -> every key of its suite) enables pruning:
+    entries whose key is not in that list are removed. Pass it only for suite
+    files collected in full (no -k, no deselection, no collection error).
+    """
+    from .locks import file_lock
+
+    by_file: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for u in updates:
+        by_file[str(u["file"])].append(u)
+    for name in full_files or {}:
+        by_file.setdefault(name, [])
+    lines = []
+    for name in sorted(by_file):
+        path = Path(name)
+        with file_lock(path):
+            baseline = perceptual.BaselineFile.load(path)
+            before = dict(baseline.cases)
+            changed = _refresh_outdated(baseline, by_file[name])
+            for u in by_file[name]:
+                entry = {"prompt_sha256": u["prompt_sha256"], "images": list(u["images"])}
+                old = baseline.cases.get(str(u["key"]))
+                if u["mode"] == "add" and isinstance(old, dict):
+                    known = {i["sha256"] for i in old.get("images") or []}
+                    extra = [i for i in u["images"] if i["sha256"] not in known]
+                    entry["images"] = list(old.get("images") or []) + extra
+                baseline.cases[str(u["key"])] = entry
+            pruned: list[str] = []
+            if full_files is not None and name in full_files:
+                keep = set(full_files[name])
+                pruned = sorted(k for k in baseline.cases if k not in keep)
+                for k in pruned:
+                    del baseline.cases[k]
+            if baseline.cases == before and not changed and path.exists():
+                continue
+            text = json.dumps(baseline.to_json(), indent=2, sort_keys=False) + "\n"
+            atomic_write(path, text.encode("utf-8"))
+        accepted = len({str(u["key"]) for u in by_file[name]})
+        detail = f"accepted {accepted}" + (
+            f", removed {len(pruned)} ({', '.join(pruned)})" if pruned else ""
+        )
+        lines.append(f"baselines written: {shown(path)} ({detail})")
+    return lines
+
+
+def _refresh_outdated(
+    baseline: perceptual.BaselineFile, updates: Sequence[Mapping[str, Any]]
+) -> bool:
+    """Recompute kept entries' hashes when the file was made by other versions/parameters."""
+    if not baseline.outdated or not updates:
+        return False
+    images_dir = Path(str(updates[0]["images_dir"]))
+    source = perceptual.HashSource(baseline, images_dir)
+    for entry in baseline.cases.values():
+        for image in entry.get("images") or []:
+            try:
+                image["hashes"] = {a: source.hash(image, a) for a in image.get("hashes") or {}}
+            except DriftError:
+                continue  # image gone: its old hashes stay, and it will be flagged again
+    return True

@@ -1,0 +1,246 @@
+"""Perceptual hashes, baseline files and drift comparison (pure; imagehash/Pillow lazily).
+
+A baseline file ``<suite dir>/baselines/<suite stem>.json`` holds, per case id,
+the accepted images: sha256, width, height, acceptance time, the prompt's
+sha256 and one hex hash per algorithm. Its header names the algorithms with
+their parameters and the Pillow/imagehash versions that computed the hashes;
+when those differ from the running ones, hashes are recomputed from the stored
+images instead of being compared across versions.
+
+Distance of a current image = per algorithm, the minimum Hamming distance to
+any accepted image of the case. An image byte-identical to an accepted one is
+distance 0 without being decoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DriftError
+
+BASELINE_FORMAT = 1
+#: imagehash functions and the parameters pytest-imagegen uses for them
+ALGORITHMS: dict[str, dict[str, int]] = {
+    "phash": {"hash_size": 8},
+    "colorhash": {"binbits": 3},
+    "ahash": {"hash_size": 8},
+    "dhash": {"hash_size": 8},
+    "whash": {"hash_size": 8},
+}
+DEFAULT_ALGORITHMS = ("phash", "colorhash")
+
+
+def baseline_path(suite_path: Path) -> Path:
+    return suite_path.parent / "baselines" / f"{suite_path.stem}.json"
+
+
+def library_versions() -> dict[str, str]:
+    import imagehash
+    import PIL
+
+    return {"imagehash": str(imagehash.__version__), "pillow": str(PIL.__version__)}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def hamming(a: str, b: str) -> int:
+    """Bits that differ between two hex hashes of the same algorithm."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def compute_hashes(data: bytes, algorithms: Iterable[str]) -> tuple[dict[str, str], int, int]:
+    """Hex hash per algorithm, and the image's width and height (decodes once)."""
+    import imagehash
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as opened:
+        image = opened.convert("RGB")
+    out: dict[str, str] = {}
+    for name in algorithms:
+        fn = getattr(imagehash, name)
+        out[name] = str(fn(image, **ALGORITHMS[name]))
+    return out, image.width, image.height
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as opened:
+        return opened.width, opened.height
+
+
+@dataclass
+class BaselineImage:
+    sha256: str
+    ext: str
+    width: int
+    height: int
+    accepted: str
+    hashes: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "ext": self.ext,
+            "hashes": dict(sorted(self.hashes.items())),
+            "height": self.height,
+            "sha256": self.sha256,
+            "width": self.width,
+        }
+
+
+def accept_images(
+    images: Sequence[bytes], algorithms: Iterable[str], store: Any
+) -> list[BaselineImage]:
+    """Baseline entries for ``images`` (``store.put`` keeps a copy to recompute from later)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    algos = sorted(set(DEFAULT_ALGORITHMS) | set(algorithms))
+    out = []
+    for data in images:
+        ref = store.put(data)
+        digest, ext = ref.split(".", 1)
+        hashes, width, height = compute_hashes(data, algos)
+        out.append(BaselineImage(digest, ext, width, height, now, hashes))
+    return out
+
+
+@dataclass
+class BaselineFile:
+    """One suite's accepted images; ``outdated`` says why stored hashes cannot be trusted."""
+
+    path: Path
+    cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    algorithms: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    outdated: str | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> BaselineFile:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls(path)
+        except (OSError, ValueError) as exc:
+            raise DriftError(
+                f"baseline file {path} cannot be read ({exc}); restore it from version control "
+                "or delete it and accept again with --imagegen-update-baselines"
+            ) from None
+        if not isinstance(raw, dict) or not isinstance(raw.get("cases"), dict):
+            raise DriftError(
+                f"baseline file {path} is not a pytest-imagegen baseline (no `cases` mapping); "
+                "delete it and accept again with --imagegen-update-baselines"
+            )
+        out = cls(
+            path,
+            cases=raw["cases"],
+            algorithms=raw.get("algorithms") or {},
+            versions=raw.get("versions") or {},
+        )
+        out.outdated = out._why_outdated()
+        return out
+
+    def _why_outdated(self) -> str | None:
+        running = library_versions()
+        reasons = []
+        for lib, version in sorted(running.items()):
+            if self.versions.get(lib) != version:
+                reasons.append(f"{lib} {self.versions.get(lib) or '?'} (running {version})")
+        for name, params in self.algorithms.items():
+            if name in ALGORITHMS and params != ALGORITHMS[name]:
+                reasons.append(f"{name} {params} (running {ALGORITHMS[name]})")
+        return ", ".join(reasons) if reasons else None
+
+    def images(self, case_id: str) -> list[dict[str, Any]] | None:
+        entry = self.cases.get(case_id)
+        if not isinstance(entry, dict) or not entry.get("images"):
+            return None
+        return list(entry["images"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": BASELINE_FORMAT,
+            "algorithms": {name: ALGORITHMS[name] for name in sorted(ALGORITHMS)},
+            "versions": library_versions(),
+            "cases": {cid: self.cases[cid] for cid in sorted(self.cases)},
+        }
+
+
+class HashSource:
+    """Hashes of baseline images: as stored, or recomputed from the image store."""
+
+    def __init__(self, baseline: BaselineFile, images_dir: Path) -> None:
+        self.baseline = baseline
+        self.images_dir = images_dir
+        self._cache: dict[tuple[str, str], str] = {}
+
+    def image_path(self, image: Mapping[str, Any]) -> Path:
+        return self.images_dir / f"{image['sha256']}.{image.get('ext', 'png')}"
+
+    def hash(self, image: Mapping[str, Any], algorithm: str) -> str:
+        stored = (image.get("hashes") or {}).get(algorithm)
+        if stored and self.baseline.outdated is None:
+            return str(stored)
+        key = (str(image["sha256"]), algorithm)
+        if key not in self._cache:
+            path = self.image_path(image)
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise DriftError(
+                    f"baseline image {path} is missing, so its {algorithm} hash cannot be "
+                    "(re)computed; accept the current images with --imagegen-update-baselines"
+                ) from None
+            hashes, _, _ = compute_hashes(data, [algorithm])
+            self._cache[key] = hashes[algorithm]
+        return self._cache[key]
+
+
+@dataclass
+class ImageDrift:
+    sha256: str
+    distances: dict[str, int]
+    over: list[str]
+
+
+def compare(
+    current: Sequence[bytes],
+    baseline_images: Sequence[Mapping[str, Any]],
+    thresholds: Mapping[str, int],
+    source: HashSource,
+) -> list[ImageDrift]:
+    """Per current image: distance to the nearest accepted image, per algorithm."""
+    accepted = {str(b["sha256"]) for b in baseline_images}
+    out = []
+    for data in current:
+        digest = sha256(data)
+        if digest in accepted:  # fast path: byte-identical, no decoding
+            out.append(ImageDrift(digest, {a: 0 for a in thresholds}, []))
+            continue
+        mine, _, _ = compute_hashes(data, thresholds)
+        distances = {
+            a: min(hamming(mine[a], source.hash(b, a)) for b in baseline_images) for a in thresholds
+        }
+        over = [a for a, d in distances.items() if d > thresholds[a]]
+        out.append(ImageDrift(digest, distances, over))
+    return out
+
+
+def describe(drifts: Sequence[ImageDrift], thresholds: Mapping[str, int]) -> list[str]:
+    lines = []
+    for i, d in enumerate(drifts, 1):
+        parts = []
+        for a, dist in d.distances.items():
+            mark = ">" if a in d.over else "<="
+            parts.append(f"{a} {dist} {mark} {thresholds[a]}")
+        verdict = "DRIFTED" if d.over else "ok"
+        lines.append(f"  image {i}: {', '.join(parts)}  {verdict}")
+    return lines

@@ -1,0 +1,120 @@
+"""SPEC §7: the --imagegen-html review page, checked as HTML and in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_imagegen import htmlreport
+from pytest_imagegen.fakeserver import FakeImagesServer
+
+from .conftest import write_suite
+
+SCRIPT_PROMPT = (
+    "A kite <script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">"
+)
+
+
+def test_page_is_escaped_and_self_contained(tmp_path: Path) -> None:
+    results = [
+        {"nodeid": "s.yaml::ok", "outcome": "passed", "prompt": SCRIPT_PROMPT, "request": {"n": 1}},
+        {"nodeid": "s.yaml::bad", "outcome": "failed", "prompt": "p", "request": {}},
+    ]
+    index = htmlreport.write(tmp_path / "out", results)
+    page = index.read_text()
+    assert "<script" not in page and 'onerror="' not in page
+    assert "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;" in page
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", page)  # no external assets
+    assert page.index("s.yaml::bad") < page.index("s.yaml::ok")  # failures first
+
+
+def _find(name: str, *more: str) -> str | None:
+    for candidate in (name, *more):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    chromium = _find("chromium", "chromium-browser", "google-chrome")
+    driver_path = _find("chromedriver")
+    if not chromium or not driver_path:
+        pytest.fail(
+            "this test needs Chromium and ChromeDriver: `apt-get install chromium chromium-driver` "
+            "(.ci/run installs them)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_review_page_in_a_real_browser(
+    project: pytest.Pytester, live_env: FakeImagesServer, request: pytest.FixtureRequest
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    quoted = json.dumps(SCRIPT_PROMPT)  # a JSON string is a YAML string
+    write_suite(
+        project,
+        "s",
+        f"""
+        defaults: {{size: 256x256, quality: low}}
+        cases:
+          - id: aaa-script
+            prompt: {quoted}
+          - id: zzz-drift
+            prompt: "A green kite"
+        """,
+    )
+    project.runpytest("--imagegen-record-mode=once").assert_outcomes(passed=2)
+    live_env.seed = 7  # zzz-drift is re-recorded after a "model update"
+    result = project.runpytest("--imagegen-record-mode=all", "--imagegen-html=review", "-k", "zzz")
+    result.assert_outcomes(failed=1)
+    live_env.seed = 0
+    result = project.runpytest("--imagegen-html=review")  # replay: aaa passes, zzz drifted
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["visual review: review/index.html"])
+    result.stdout.fnmatch_lines(["  review: */review/index.html"])
+    index = project.path / "review" / "index.html"
+
+    driver = request.getfixturevalue("browser")  # started after the in-process runs
+    driver.get(index.as_uri())  # type: ignore[attr-defined]
+    assert driver.title == "pytest-imagegen review"  # type: ignore[attr-defined]
+    assert driver.execute_script("return document.scripts.length") == 0  # type: ignore[attr-defined]
+    cases = driver.find_elements(By.CSS_SELECTOR, "section.case")  # type: ignore[attr-defined]
+    assert [c.find_element(By.TAG_NAME, "h2").text for c in cases] == [
+        "prompt_suites/s.yaml::zzz-drift",
+        "prompt_suites/s.yaml::aaa-script",
+    ]
+    first = cases[0]
+    assert "failed" in first.get_attribute("class")
+    baseline = first.find_elements(By.CSS_SELECTOR, ".baseline img")
+    current = first.find_elements(By.CSS_SELECTOR, ".current img")
+    assert len(baseline) == 1 and len(current) == 1
+    widths = driver.execute_script(  # type: ignore[attr-defined]
+        "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : -1)"
+    )
+    assert len(widths) == 4 and all(w == 256 for w in widths), widths
+    assert "phash" in first.find_element(By.CSS_SELECTOR, ".current figcaption").text
+    assert "list $0.00" in first.text and "phash ≤ 10" in first.text
+    prompt = cases[1].find_element(By.CSS_SELECTOR, ".prompt").text
+    assert prompt == SCRIPT_PROMPT  # shown as text, not run
+    # the pure-CSS filter hides passing cases
+    driver.find_element(By.CSS_SELECTOR, "label[for=only-failures]").click()  # type: ignore[attr-defined]
+    assert cases[0].is_displayed() and not cases[1].is_displayed()
