@@ -334,3 +334,18 @@ def test_default_thresholds_separate_reencodes_from_new_pictures(
     distances = result.data["images"][0]["distances"]
     assert result.status == "fail"
     assert distances["phash"] >= 16 and distances["colorhash"] >= 5, distances
+
+
+def test_other_algorithms_are_selectable(project: pytest.Pytester, live_env) -> None:  # type: ignore[no-untyped-def]
+    kite(project, extra="        expect: {drift: {dhash: 12, whash: 12}}\n")
+    project.runpytest(ONCE).assert_outcomes(passed=1)
+    (image,) = baseline_json(project)["cases"]["kite"]["images"]
+    assert set(image["hashes"]) == {"phash", "colorhash", "dhash", "whash"}
+    result = project.runpytest("--imagegen-report=r.json")
+    result.assert_outcomes(passed=1)
+    (case,) = json.loads((project.path / "r.json").read_text())["cases"]
+    assert case["drift"]["thresholds"] == {"phash": 10, "colorhash": 4, "dhash": 12, "whash": 12}
+    live_env.seed = 7
+    result = project.runpytest(ALL)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["  image 1: phash *, colorhash *, dhash * > 12, whash * DRIFTED"])
