@@ -10,7 +10,7 @@ import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -26,8 +26,10 @@ from .settings import (
 )
 
 if TYPE_CHECKING:
+    from .marker import Imagegen
     from .profiles import Profiles
     from .report import CostDiff, CostLimit
+    from .runner import CaseResult
     from .suite import CaseSpec
 
 SKIP_DIRS = frozenset({"cassettes", "baselines", ".imagegen"})
@@ -170,7 +172,7 @@ class ImagegenState:
             full = dict(self.worker_full_files[0])
             for other in self.worker_full_files[1:]:
                 full = {k: v for k, v in full.items() if other.get(k) == v}
-        updates = [r["baseline_update"] for r in self.results if r.get("baseline_update")]
+        updates = [u for r in self.results for u in r.get("baseline_updates") or []]
         prune = full if self.settings.update_baselines else None
         if updates or prune:
             self.finish_lines += drift.apply_updates(updates, prune)
@@ -320,6 +322,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="USD|N%",
         help="with --imagegen-cost-baseline: fail the session when the suite's list cost grows by "
         "more than this amount (e.g. 0.50) or percentage (e.g. 10%%).",
+    )
+    group.addoption(
+        "--imagegen-block-network",
+        action="store_true",
+        default=False,
+        help="fail any images API request made by a test that is neither a suite case nor "
+        "marked @pytest.mark.imagegen (nothing is sent); marked tests are recorded/replayed.",
     )
     group.addoption(
         "--imagegen-ledger",
@@ -519,7 +528,9 @@ def _configure_costs(config: pytest.Config, state: ImagegenState, invocation: Pa
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "imagegen(max_cost=None, cassette=None): record/replay image API calls"
+        "markers",
+        "imagegen(max_cost=None, cassette=None): record and replay the test's image API calls "
+        "(httpx, httpx2, openai SDK) in a cassette, with a per-request cost ceiling in USD",
     )
     try:
         state = _build_state(config)
@@ -610,8 +621,110 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     outcome = yield
-    result = getattr(item, "result", None)
-    if call.when == "call" and result is not None:
+    result = getattr(item, "result", None) or item.stash.get(result_key, None)
+    if call.when == "call" and result is not None and result.list_cost is not None:
         report = outcome.get_result()
         result.outcome = report.outcome
         report.imagegen = result.to_dict()
+
+
+result_key = pytest.StashKey["CaseResult"]()
+
+
+def _fail(exc: BaseException | str) -> NoReturn:
+    pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    from .items import CaseItem
+
+    if isinstance(item, CaseItem):
+        return (yield)
+    state = get_state(item.config)
+    marker = item.get_closest_marker("imagegen")
+    if marker is None and "imagegen" not in getattr(item, "fixturenames", ()):
+        if not item.config.getoption("imagegen_block_network"):
+            return (yield)
+        from .guard import blocker
+
+        with blocker(item.nodeid, _fail):
+            return (yield)
+    from .marker import recording_session, test_cassette_path, test_images_dir
+
+    kwargs = dict(marker.kwargs) if marker else {}
+    unknown = sorted(set(kwargs) - {"max_cost", "cassette"})
+    if unknown:
+        _fail(
+            f"@pytest.mark.imagegen: unknown argument {', '.join(unknown)}; allowed: max_cost, cassette"
+        )
+    max_cost = kwargs.get("max_cost", state.settings.default_max_cost)
+    if max_cost is not None and (not isinstance(max_cost, (int, float)) or max_cost <= 0):
+        _fail(f"@pytest.mark.imagegen: max_cost must be a number of USD > 0, got {max_cost!r}")
+    result = item.stash.get(result_key, None) or _marker_result(item)  # the fixture's, if any
+    item.stash[result_key] = result
+    session = recording_session(
+        ctx=state.ctx,
+        result=result,
+        cassette_path=test_cassette_path(item.path, item.name, kwargs.get("cassette")),
+        images_dir=test_images_dir(item.path),
+        max_cost=max_cost,
+        ledger_root=state.ctx.suites_root(item.path),
+        abort=_fail,
+    )
+    with session as guard:
+        fixture = getattr(item, "funcargs", {}).get("imagegen")
+        if fixture is not None:
+            fixture.guard = guard
+        try:
+            return (yield)
+        finally:
+            if fixture is not None:
+                fixture.guard = None
+            if result.list_cost is not None:
+                item.user_properties.append(("list_cost", result.list_cost))
+                item.user_properties.append(("actual_cost", result.actual_cost))
+            if result.warning:
+                import warnings
+
+                from .errors import DriftWarning
+
+                warnings.warn(DriftWarning(result.warning), stacklevel=1)
+
+
+def _marker_result(item: pytest.Item) -> CaseResult:
+    from .runner import CaseResult
+
+    return CaseResult(
+        nodeid=item.nodeid,
+        suite=item.path.stem,
+        category=None,
+        model="",
+        size="",
+        quality=None,
+        n=0,
+    )
+
+
+@pytest.fixture
+def imagegen(request: pytest.FixtureRequest) -> Imagegen:
+    """Generate images inside the test with cassettes, cost ceiling, budget and drift checks.
+
+    ``imagegen.generate(prompt, model=..., size=..., quality=..., n=..., **params)`` returns an
+    :class:`~pytest_imagegen.ImageResult`; ``imagegen.assert_no_drift(result, key=...,
+    phash=..., colorhash=...)`` compares it with the accepted baseline.
+    """
+    from .marker import Imagegen
+
+    state = get_state(request.config)
+    node = request.node
+    result = node.stash.get(result_key, None) or _marker_result(node)
+    node.stash[result_key] = result
+    return Imagegen(
+        ctx=state.ctx,
+        nodeid=node.nodeid,
+        module=node.path,
+        test_name=node.name,
+        result=result,
+        fail=_fail,
+    )

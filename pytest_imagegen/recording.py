@@ -288,6 +288,8 @@ class Persister:
         self.request_body: Mapping[str, Any] | None = None
         self.loaded_meta: dict[str, Any] = {}
         self.saved = False
+        # new_episodes for tests' own code: keep only interactions whose body was used
+        self.keep: set[str] | None = None
 
     # vcrpy calls these two
     def load_cassette(
@@ -325,6 +327,12 @@ class Persister:
         for request, response in zip(
             cassette_dict["requests"], cassette_dict["responses"], strict=True
         ):
+            if (
+                self.keep is not None
+                and request.method == "POST"
+                and fingerprint(request.body or b"") not in self.keep
+            ):
+                continue  # a stale request replaced by this run
             response = self._externalize(compat.convert_to_unicode(dict(response)), image_refs)
             interactions.append(
                 {"request": compat.convert_to_unicode(request._to_dict()), "response": response}
@@ -430,8 +438,15 @@ def _scrub_response(response: dict[str, Any]) -> dict[str, Any] | None:
     return response
 
 
-def open_cassette(path: Path, persister: Persister, *, record: bool) -> Any:
-    """A vcrpy cassette context: replay only (no network) or record afresh."""
+def open_cassette(
+    path: Path,
+    persister: Persister,
+    *,
+    record: bool = False,
+    mode: str | None = None,
+    record_on_exception: bool = False,
+) -> Any:
+    """A vcrpy cassette context: replay only (no network), record afresh, or ``mode``."""
     import vcr
 
     recorder = vcr.VCR(
@@ -445,10 +460,12 @@ def open_cassette(path: Path, persister: Persister, *, record: bool) -> Any:
     recorder.register_matcher("imagegen_body", body_matcher)
     return recorder.use_cassette(
         str(path),
-        record_mode="all" if record else "none",
+        record_mode=mode or ("all" if record else "none"),
         persister=persister,
         allow_playback_repeats=False,
-        record_on_exception=False,  # a failed call leaves no (partial) cassette
+        # suites: a failed call leaves no (partial) cassette; tests' own code: what was
+        # recorded before the test failed is kept (it was paid for)
+        record_on_exception=record_on_exception,
     )
 
 

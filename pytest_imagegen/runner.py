@@ -47,7 +47,7 @@ class CaseResult:
     drift_failed: bool = False
     prompt: str = ""
     request: dict[str, Any] = field(default_factory=dict)  # the body without the prompt
-    baseline_update: dict[str, Any] | None = None
+    baseline_updates: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     warning: str | None = None
 
@@ -355,7 +355,8 @@ def check_drift(spec: CaseSpec, ctx: RunContext, result: CaseResult, images: lis
         html_dir=s.html_dir,
     )
     result.drift = outcome.data
-    result.baseline_update = outcome.update
+    if outcome.update:
+        result.baseline_updates.append(outcome.update)
     if outcome.note:
         result.notes.append(outcome.note)
     if outcome.status in ("fail", "warn"):

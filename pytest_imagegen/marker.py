@@ -1,0 +1,258 @@
+"""The Python API: recording sessions for marked tests and the ``imagegen`` fixture.
+
+``recording_session`` opens a test's cassette (vcrpy, image sidecars,
+secret refusal) with the session's record mode and installs a
+:class:`~pytest_imagegen.guard.Guard` on the httpx/httpx2 transports for the
+duration of the test call. :class:`Imagegen` (the fixture object) sends
+requests through the project's own images client, so they pass the same
+guard, and compares images with baselines like suite cases do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from .guard import REPLAY_KEY, Guard, guarded
+from .recording import ImageStore, Persister, new_meta, open_cassette, sanitize_id
+from .runner import CaseResult, RunContext
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+
+def test_cassette_path(module: Path, test_name: str, cassette: str | None = None) -> Path:
+    """``<module dir>/cassettes/<module stem>/<test name>.yaml``, or the marker's ``cassette``."""
+    if cassette:
+        path = Path(cassette)
+        if path.suffix not in (".yaml", ".yml"):
+            path = path.with_name(path.name + ".yaml")
+        return path if path.is_absolute() else module.parent / "cassettes" / path
+    return module.parent / "cassettes" / module.stem / f"{sanitize_id(test_name)}.yaml"
+
+
+def test_images_dir(module: Path) -> Path:
+    return module.parent / "cassettes" / "images"
+
+
+def test_baseline_path(module: Path) -> Path:
+    return module.parent / "baselines" / f"{module.stem}.json"
+
+
+@contextlib.contextmanager
+def recording_session(
+    *,
+    ctx: RunContext,
+    result: CaseResult,
+    cassette_path: Path,
+    images_dir: Path,
+    max_cost: float | None,
+    ledger_root: Path,
+    abort: Callable[[BaseException], NoReturn],
+) -> Iterator[Guard]:
+    """The test's cassette and guard, open for the duration of the test call."""
+    mode = ctx.settings.record_mode
+    existed = cassette_path.is_file()
+    node = result.nodeid
+    fix = f"re-record it with `pytest --imagegen-record-mode=all {node}`"
+    persister = Persister(ImageStore(images_dir), ctx.secrets(), fix=fix, fresh=mode == "all")
+    with open_cassette(cassette_path, persister, mode=mode, record_on_exception=True) as cassette:
+        guard = Guard(
+            ctx=ctx,
+            result=result,
+            cassette=cassette,
+            cassette_path=cassette_path,
+            mode=mode,
+            existed=existed,
+            max_cost=max_cost,
+            ledger_root=ledger_root,
+            abort=abort,
+            recorded_meta=persister.loaded_meta,
+        )
+        try:
+            with guarded(guard):
+                yield guard
+        finally:
+            requests = guard.requests_meta
+            persister.meta = new_meta(
+                nodeid=node,
+                requests=requests,
+                list_cost=sum(float(r.get("list_cost") or 0.0) for r in requests),
+                actual_cost=sum(float(r.get("actual_cost") or 0.0) for r in requests),
+            )
+            persister.secrets.extend(s for s in guard.extra_secrets if len(s) >= 8)
+            if mode == "new_episodes":
+                persister.keep = guard.used
+
+
+@dataclass
+class GeneratedImage:
+    """One image of a result: its bytes, and a Pillow image decoded on first use."""
+
+    data: bytes
+    revised_prompt: str | None = None
+
+    @cached_property
+    def image(self) -> Image:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(self.data)) as opened:
+            opened.load()
+            copy: Image.Image = opened.copy()
+            return copy
+
+
+@dataclass
+class ImageResult:
+    """What :meth:`Imagegen.generate` returns.
+
+    ``list_cost`` is the preflight price of the request; ``actual_cost`` what
+    the response's ``usage`` says it costs (the same on replay, where nothing is
+    spent: ``replayed`` tells which).
+    """
+
+    images: list[GeneratedImage]
+    request: dict[str, Any]
+    usage: dict[str, Any] | None
+    list_cost: float
+    actual_cost: float
+    replayed: bool
+    key: str | None = None
+
+    @property
+    def revised_prompts(self) -> list[str | None]:
+        return [i.revised_prompt for i in self.images]
+
+
+@dataclass
+class Imagegen:
+    """The ``imagegen`` fixture: generate images and check them for drift.
+
+    Calls go through the test's cassette (recorded once, replayed for $0), the
+    cost ceiling of ``@pytest.mark.imagegen(max_cost=...)`` and the session
+    budget, exactly like suite cases.
+    """
+
+    ctx: RunContext
+    nodeid: str
+    module: Path
+    test_name: str
+    result: CaseResult
+    fail: Callable[[str], NoReturn]
+    guard: Guard | None = None
+    _keys: list[str] = field(default_factory=list)
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str = "gpt-image-2",
+        size: str = "1024x1024",
+        quality: str | None = None,
+        n: int = 1,
+        **params: Any,
+    ) -> ImageResult:
+        """Generate ``n`` images for ``prompt`` (``quality=None`` lets the API choose)."""
+        from .client import ImagesClient
+        from .errors import ImagegenError
+        from .settings import find_api_key
+
+        if self.guard is None:
+            self.fail(
+                "imagegen.generate() works only inside the test function (the cassette and "
+                "cost guard are open only while the test runs), not in fixtures"
+            )
+        body: dict[str, Any] = {"model": model, "prompt": prompt, "n": n, "size": size}
+        if quality is not None:
+            body["quality"] = quality
+        body.update(params)
+        try:
+            _, key = find_api_key(self.ctx.environ)
+        except ImagegenError:
+            key = REPLAY_KEY  # fine for replays; the guard refuses a live call with it
+        s = self.ctx.settings
+        client = ImagesClient(
+            s.base_url, key, timeout=s.timeout, max_retries=s.max_retries, backoff=s.backoff
+        )
+        self.guard.last_live = None
+        try:
+            generation = client.generate(body)
+        except ImagegenError as exc:
+            self.fail(str(exc))
+        finally:
+            client.close()
+        live = bool(self.guard.last_live)
+        list_cost = self.ctx.prices.list_cost(model, size, quality, n, prompt).total
+        return ImageResult(
+            images=[GeneratedImage(i.data, i.revised_prompt) for i in generation.images],
+            request=body,
+            usage=generation.usage,
+            list_cost=list_cost,
+            actual_cost=self.ctx.prices.actual_cost(model, generation.usage, list_cost),
+            replayed=not live,
+        )
+
+    def assert_no_drift(
+        self,
+        result: ImageResult,
+        *,
+        key: str | None = None,
+        phash: int | None = None,
+        colorhash: int | None = None,
+        **thresholds: int,
+    ) -> None:
+        """Fail if ``result``'s images drifted from the accepted ones for ``key``.
+
+        Baselines live in ``<module dir>/baselines/<module>.json`` (the same
+        format and workflow as suites: accepted when first recorded, updated
+        with ``--imagegen-update-baselines``). ``key`` defaults to the test's
+        name (``name#2`` for a second result in the same test).
+        """
+        from . import drift, perceptual
+
+        if key is None:
+            key = sanitize_id(self.test_name)
+            if key in self._keys:
+                key = f"{key}#{self._keys.count(key) + 1}"
+        self._keys.append(key)
+        own = {"phash": phash, "colorhash": colorhash, **thresholds}
+        unknown = sorted(set(own) - set(perceptual.ALGORITHMS))
+        if unknown:
+            self.fail(
+                f"assert_no_drift: unknown algorithm {', '.join(unknown)}; "
+                f"allowed: {', '.join(perceptual.ALGORITHMS)}"
+            )
+        s = self.ctx.settings
+        limits = drift.thresholds_for(
+            {a: t for a, t in own.items() if t is not None}, s.drift_thresholds
+        )
+        outcome = drift.check(
+            nodeid=self.nodeid,
+            key=key,
+            images=[i.data for i in result.images],
+            prompt=str(result.request.get("prompt") or ""),
+            baseline_file=test_baseline_path(self.module),
+            images_dir=test_images_dir(self.module),
+            thresholds=limits,
+            mode=s.drift_mode,
+            update=s.update_baselines,
+            recorded=not result.replayed or s.record_mode != "none",
+            cache=self.ctx.baselines,
+            html_dir=s.html_dir,
+        )
+        self.result.drift = outcome.data
+        if outcome.update:
+            self.result.baseline_updates.append(outcome.update)
+        if outcome.note:
+            self.result.notes.append(outcome.note)
+        if outcome.status == "warn":
+            self.result.warning = outcome.message
+        if outcome.status == "fail":
+            self.result.drift_failed = True
+        if outcome.status in ("fail", "missing") and outcome.message:
+            self.fail(outcome.message)
