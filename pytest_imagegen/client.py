@@ -30,6 +30,7 @@ class GeneratedImage:
     data: bytes
     revised_prompt: str | None = None
     source: str = "b64_json"  # or "url"
+    sha256: str | None = None  # known when replayed from a (verified) image sidecar
 
 
 @dataclass
@@ -44,6 +45,35 @@ class Generation:
     @property
     def revised_prompts(self) -> list[str | None]:
         return [i.revised_prompt for i in self.images]
+
+
+def generation_from_payload(
+    payload: Any,
+    fetch: Callable[[int, Mapping[str, Any]], tuple[bytes, str]],
+    *,
+    attempts: int = 1,
+    status: int | None = None,
+) -> Generation:
+    """A :class:`Generation` from a response payload; ``fetch`` gives each item's bytes."""
+    items = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(items, list):
+        raise APIError(
+            "images response is not an images result (no `data` list); is the base URL an "
+            "OpenAI-compatible endpoint?",
+            status=status,
+        )
+    images = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise APIError(f"image {index} in the response is not an object")
+        revised = item.get("revised_prompt")
+        data, source = fetch(index, item)
+        images.append(GeneratedImage(data, revised, source))
+    meta = {
+        k: payload[k] for k in ("size", "quality", "output_format", "background") if k in payload
+    }
+    usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else None
+    return Generation(images=images, usage=usage, meta=meta, attempts=attempts)
 
 
 def images_url(base_url: str) -> str:
@@ -196,37 +226,24 @@ class ImagesClient:
         )
         try:
             payload = response.json()
-            items = payload["data"]
-            if not isinstance(items, list):
-                raise TypeError("data is not a list")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise APIError(
-                f"images response is not an images result ({exc}); is the base URL an "
-                "OpenAI-compatible endpoint?",
-                status=response.status_code,
-            ) from None
-        images = []
-        for index, item in enumerate(items):
-            revised = item.get("revised_prompt") if isinstance(item, dict) else None
-            if isinstance(item, dict) and item.get("b64_json"):
+        except ValueError:
+            payload = None
+
+        def fetch(index: int, item: Mapping[str, Any]) -> tuple[bytes, str]:
+            if item.get("b64_json"):
                 try:
-                    data = base64.b64decode(item["b64_json"], validate=True)
+                    return base64.b64decode(item["b64_json"], validate=True), "b64_json"
                 except (binascii.Error, ValueError):
                     raise APIError(f"image {index} in the response is not valid base64") from None
-                images.append(GeneratedImage(data, revised, "b64_json"))
-            elif isinstance(item, dict) and item.get("url"):
+            if item.get("url"):
                 # Download in the same call; never send the API key to the image host.
                 got, _ = self._send(
                     "GET", str(item["url"]), f"download of image {index}",
                     headers={"User-Agent": USER_AGENT},
                 )  # fmt: skip
-                images.append(GeneratedImage(got.content, revised, "url"))
-            else:
-                raise APIError(f"image {index} in the response has neither b64_json nor url")
-        meta = {
-            k: payload[k]
-            for k in ("size", "quality", "output_format", "background")
-            if k in payload
-        }
-        usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else None
-        return Generation(images=images, usage=usage, meta=meta, attempts=attempts)
+                return got.content, "url"
+            raise APIError(f"image {index} in the response has neither b64_json nor url")
+
+        return generation_from_payload(
+            payload, fetch, attempts=attempts, status=response.status_code
+        )

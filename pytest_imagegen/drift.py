@@ -54,11 +54,18 @@ def check(
     recorded: bool,
     cache: dict[Path, perceptual.BaselineFile],
     html_dir: Path | None = None,
+    shas: Sequence[str | None] | None = None,
 ) -> DriftCheck:
-    """Compare ``images`` with the accepted images of ``key`` in ``baseline_file``."""
+    """Compare ``images`` with the accepted images of ``key`` in ``baseline_file``.
+
+    ``shas`` are the images' sha256 when already known (verified sidecars).
+    """
     store = ImageStore(images_dir)
+    known = list(shas) if shas is not None else [None] * len(images)
+    digests = [k or perceptual.sha256(d) for k, d in zip(known, images, strict=True)]
     current: list[dict[str, Any]] = [
-        {"sha256": perceptual.sha256(d), "path": str(images_dir / _ref(d))} for d in images
+        {"sha256": sha, "path": str(images_dir / f"{sha}.{image_extension(d)}")}
+        for sha, d in zip(digests, images, strict=True)
     ]
     if html_dir is not None:
         for image in images:
@@ -84,7 +91,7 @@ def check(
     }
     drifts: list[perceptual.ImageDrift] = []
     if accepted:
-        drifts = perceptual.compare(images, accepted, thresholds, source)
+        drifts = perceptual.compare(images, accepted, thresholds, source, digests)
         for entry, d in zip(current, drifts, strict=True):
             entry["distances"] = d.distances
             entry["over"] = d.over
@@ -131,10 +138,6 @@ def check(
             ]
         )
     return DriftCheck(status, data, note=note, message=message)
-
-
-def _ref(data: bytes) -> str:
-    return f"{perceptual.sha256(data)}.{image_extension(data)}"
 
 
 def raise_for(result: DriftCheck) -> None:

@@ -216,12 +216,13 @@ def compare(
     baseline_images: Sequence[Mapping[str, Any]],
     thresholds: Mapping[str, int],
     source: HashSource,
+    digests: Sequence[str] | None = None,
 ) -> list[ImageDrift]:
     """Per current image: distance to the nearest accepted image, per algorithm."""
     accepted = {str(b["sha256"]) for b in baseline_images}
     out = []
-    for data in current:
-        digest = sha256(data)
+    for index, data in enumerate(current):
+        digest = digests[index] if digests is not None else sha256(data)
         if digest in accepted:  # fast path: byte-identical, no decoding
             out.append(ImageDrift(digest, {a: 0 for a in thresholds}, []))
             continue

@@ -241,9 +241,14 @@ def obtain(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
 def replay(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix: str) -> Generation:
     from . import recording
 
-    persister = recording.Persister(
-        recording.ImageStore(recording.suite_images_dir(spec.path)), [], fix=fix
-    )
+    store = recording.ImageStore(recording.suite_images_dir(spec.path))
+    fast = recording.replay_generation(path, spec.request_body(), store, fix)
+    if fast is not None:
+        generation, meta = fast
+        result.cassette = "replayed"
+        result.saved = float(meta.get("actual_cost") or result.list_cost or 0.0)
+        return generation
+    persister = recording.Persister(store, [], fix=fix)
     try:
         with recording.open_cassette(path, persister, record=False):
             generation = ctx.replay_client().generate(spec.request_body())
@@ -329,11 +334,17 @@ def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
         settle(spec, ctx, result, generation)
     images = [image.data for image in generation.images]
     check_images(spec.expect, images)
-    check_drift(spec, ctx, result, images)
+    check_drift(spec, ctx, result, images, [image.sha256 for image in generation.images])
     return generation
 
 
-def check_drift(spec: CaseSpec, ctx: RunContext, result: CaseResult, images: list[bytes]) -> None:
+def check_drift(
+    spec: CaseSpec,
+    ctx: RunContext,
+    result: CaseResult,
+    images: list[bytes],
+    shas: list[str | None] | None = None,
+) -> None:
     """Compare with the suite's baseline; accept when just recorded or when asked to."""
     from . import drift, perceptual, recording
 
@@ -342,6 +353,7 @@ def check_drift(spec: CaseSpec, ctx: RunContext, result: CaseResult, images: lis
         nodeid=result.nodeid,
         key=spec.id,
         images=images,
+        shas=shas,
         prompt=spec.prompt,
         baseline_file=perceptual.baseline_path(spec.path),
         images_dir=recording.suite_images_dir(spec.path),

@@ -195,6 +195,40 @@ def test_replay_rebuilds_the_exact_response(tmp_path: Path, fake_server: FakeIma
     assert fake_server.requests == 1
 
 
+@pytest.mark.parametrize(
+    "extra", [{}, {"model": "dall-e-2", "quality": None, "response_format": "url"}], ids=["b64", "url"]
+)
+def test_fast_replay_equals_the_vcrpy_replay(
+    tmp_path: Path, fake_server: FakeImagesServer, extra: dict[str, object]
+) -> None:
+    """Suite replays skip HTTP and base64; they must give what a client gets through vcrpy."""
+    from pytest_imagegen.client import ImagesClient
+
+    body = {"model": "gpt-image-2", "prompt": "twins", "size": "256x256", "quality": "low", "n": 2}
+    body.update(extra)
+    body = {k: v for k, v in body.items() if v is not None}
+    path = tmp_path / "c.yaml"
+    store = recording.ImageStore(tmp_path / "images")
+    client = ImagesClient(fake_server.url, "sk-test-key-123", max_retries=0)
+    persister = recording.Persister(store, [], fix="re-record", fresh=True)
+    persister.request_body = body
+    with recording.open_cassette(path, persister, record=True):
+        live = client.generate(body)
+    with recording.open_cassette(path, recording.Persister(store, [], fix="x"), record=False):
+        through_vcr = client.generate(body)
+    fast = recording.replay_generation(path, body, store, "fix")
+    assert fast is not None
+    generation, meta = fast
+    for other in (live, through_vcr):
+        assert [i.data for i in generation.images] == [i.data for i in other.images]
+        assert generation.revised_prompts == other.revised_prompts
+        assert generation.usage == other.usage and generation.meta == other.meta
+    assert [i.sha256 for i in generation.images] == [
+        hashlib.sha256(i.data).hexdigest() for i in live.images
+    ]
+    assert recording.replay_generation(path, {**body, "prompt": "other"}, store, "fix") is None
+
+
 def test_identical_images_are_stored_once(
     project: pytest.Pytester, live_env: FakeImagesServer
 ) -> None:

@@ -1,0 +1,95 @@
+"""Helpers shared by the benchmark scripts (not part of the package)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+KEY = "sk-benchmark-not-a-real-key"
+
+
+@dataclass
+class Run:
+    seconds: float
+    returncode: int
+    max_rss_kb: int
+    output: str
+
+
+def run(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None, check: bool = True
+) -> Run:
+    """Run a command; wall time and the peak RSS of that process (wait4)."""
+    full_env = {**os.environ, **(env or {})}
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        list(args), cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    assert proc.stdout is not None
+    output = proc.stdout.read().decode("utf-8", "replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if check and proc.returncode != 0:
+        sys.stderr.write(output[-4000:])
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(args)}")
+    return Run(seconds, proc.returncode, usage.ru_maxrss, output)
+
+
+def pytest_args(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args]
+
+
+def junit_times(path: Path) -> dict[str, float]:
+    """Per-test time (setup + call + teardown) from a JUnit XML file."""
+    out = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        out[f"{case.get('classname')}::{case.get('name')}"] = float(case.get("time") or 0.0)
+    return out
+
+
+@contextmanager
+def fake_server(latency: float = 0.0) -> Iterator[str]:
+    """The project's fake images server in a separate process; yields its base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest_imagegen.fakeserver", "--port", "0",
+         "--latency", str(latency)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = next(word for word in line.split() if word.startswith("http://"))
+        yield url.rstrip("/").removesuffix("/v1") + "/v1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def workdir(keep: str | None) -> Iterator[Path]:
+    if keep:
+        path = Path(keep)
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="imagegen-bench-") as tmp:
+        yield Path(tmp)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def ratio_line(name: str, value: float, target: str, ok: bool) -> str:
+    return f"{name:<44} {value:8.2f}   target {target:<8} {'MET' if ok else 'MISSED'}"
