@@ -92,4 +92,4 @@ def write(path: Path, text: str) -> Path:
 
 
 def ratio_line(name: str, value: float, target: str, ok: bool) -> str:
-    return f"{name:<44} {value:8.2f}   target {target:<8} {'MET' if ok else 'MISSED'}"
+    return f"{name:<44} {value:8.3f}   target {target:<8} {'MET' if ok else 'MISSED'}"

@@ -9,8 +9,8 @@ inside the YAML), then replays both offline with the same checks: the image
 is decoded and compared by perceptual hash with its accepted baseline. The
 floor is what any replay must do at least: read the image file, sha256 it and
 phash it. Per-case times are JUnit times (setup + call + teardown), best of
-``--rounds`` runs. Targets (SPEC §11): ≥ 10× faster than pytest-recording,
-≤ 3× the floor.
+``--rounds`` runs. Targets (SPEC §11): ≥ 10x faster than pytest-recording,
+≤ 3x the floor.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import KEY, fake_server, junit_times, pytest_args, ratio_line, run, workdir, write
 
-RECORDING_TEST = '''
+RECORDING_TEST = """
 import base64, io, json, os
 from pathlib import Path
 
@@ -64,7 +64,7 @@ def test_case(case):
     for name, value in hashes.items():
         distance = bin(int(value, 16) ^ int(accepted[name], 16)).count("1")
         assert distance <= (10 if name == "phash" else 4)
-'''
+"""
 
 
 def cases(n: int, size: str) -> list[dict[str, object]]:
@@ -90,7 +90,9 @@ def write_projects(root: Path, items: list[dict[str, object]]) -> tuple[Path, Pa
     for c in items:
         body = c["body"]
         assert isinstance(body, dict)
-        lines.append(f"  - {{id: {c['id']}, prompt: {json.dumps(body['prompt'])}, size: {body['size']}}}")
+        lines.append(
+            f"  - {{id: {c['id']}, prompt: {json.dumps(body['prompt'])}, size: {body['size']}}}"
+        )
     write(ours / "prompt_suites" / "bench.yaml", "\n".join(lines) + "\n")
     theirs = root / "recording"
     write(theirs / "pytest.ini", "[pytest]\n")
@@ -141,7 +143,9 @@ def disk_bytes(root: Path, pattern: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--cases", type=int, default=100)
     parser.add_argument("--size", default="1024x1024")
     parser.add_argument("--rounds", type=int, default=3)
@@ -155,10 +159,16 @@ def main(argv: list[str] | None = None) -> int:
             env = {"IMAGEGEN_BASE_URL": url, "IMAGEGEN_API_KEY": KEY}
             t0 = time.perf_counter()
             run(pytest_args("prompt_suites", "--imagegen-record-mode=once"), ours, env=env)
-            run(pytest_args("test_bench.py", "--record-mode=once"), theirs, env={**env, "BENCH_ACCEPT": "1"})
+            run(
+                pytest_args("test_bench.py", "--record-mode=once"),
+                theirs,
+                env={**env, "BENCH_ACCEPT": "1"},
+            )
             record_seconds = time.perf_counter() - t0
         ours_case, ours_session = best_replay(ours, ["prompt_suites"], args.rounds)
-        theirs_case, theirs_session = best_replay(theirs, ["test_bench.py", "--record-mode=none"], args.rounds)
+        theirs_case, theirs_session = best_replay(
+            theirs, ["test_bench.py", "--record-mode=none"], args.rounds
+        )
         images = sorted((ours / "prompt_suites" / "cassettes" / "images").glob("*.png"))
         floor_case = floor(images, args.rounds)
 
@@ -169,12 +179,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'':<28} {'per case':>10} {'session':>9} {'on disk':>10}")
         ours_disk = disk_bytes(ours / "prompt_suites" / "cassettes", "*")
         theirs_disk = disk_bytes(theirs / "cassettes", "*.yaml")
-        print(f"{'pytest-imagegen':<28} {ours_case * 1e3:8.2f}ms {ours_session:8.2f}s {ours_disk / 1e6:8.1f}MB")
-        print(f"{'pytest-recording + vcrpy':<28} {theirs_case * 1e3:8.2f}ms {theirs_session:8.2f}s {theirs_disk / 1e6:8.1f}MB")
+        print(
+            f"{'pytest-imagegen':<28} {ours_case * 1e3:8.2f}ms {ours_session:8.2f}s {ours_disk / 1e6:8.1f}MB"
+        )
+        print(
+            f"{'pytest-recording + vcrpy':<28} {theirs_case * 1e3:8.2f}ms {theirs_session:8.2f}s {theirs_disk / 1e6:8.1f}MB"
+        )
         print(f"{'floor (read+sha256+phash)':<28} {floor_case * 1e3:8.2f}ms")
         speedup = theirs_case / ours_case
         over_floor = ours_case / floor_case
-        print(ratio_line("speed-up vs pytest-recording (per case)", speedup, ">= 10", speedup >= 10))
+        print(
+            ratio_line("speed-up vs pytest-recording (per case)", speedup, ">= 10", speedup >= 10)
+        )
         print(ratio_line("pytest-imagegen / floor (per case)", over_floor, "<= 3", over_floor <= 3))
     return 0
 

@@ -96,7 +96,7 @@ def check(
             entry["distances"] = d.distances
             entry["over"] = d.over
     if update is not None or (accepted is None and recorded):
-        entries = perceptual.accept_images(images, thresholds, store)
+        entries = perceptual.accept_images(images, thresholds, store, hashes=False)
         data["status"] = "accepted"
         return DriftCheck(
             "accepted",
@@ -173,6 +173,8 @@ def apply_updates(
             before = dict(baseline.cases)
             changed = _refresh_outdated(baseline, by_file[name])
             for u in by_file[name]:
+                for image in u["images"]:
+                    perceptual.complete_hashes(image, Path(str(u["images_dir"])))
                 entry = {"prompt_sha256": u["prompt_sha256"], "images": list(u["images"])}
                 old = baseline.cases.get(str(u["key"]))
                 if u["mode"] == "add" and isinstance(old, dict):

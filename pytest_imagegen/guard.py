@@ -35,9 +35,10 @@ from .budget import Reservation
 from .costs import format_usd
 from .errors import CassetteError, CostCeilingError, ImagegenError, MissingAPIKeyError
 from .recording import canonical_json, diff_bodies, fingerprint, shown
-from .runner import CaseResult, RunContext
+from .runner import CaseResult, RunContext, actual_ceiling_error, book, list_ceiling_error
 
 IMAGES_PATH = re.compile(r"/images/(generations|edits|variations)/?$")
+MARKER_FIX = "  what to do: lower n, size or quality, or raise max_cost in @pytest.mark.imagegen(max_cost=...)"
 REPLAY_KEY = "imagegen-replay"  # the placeholder key of the imagegen fixture's client
 #: (module, class, method, is_async) of the transports to wrap
 TRANSPORTS = (
@@ -111,14 +112,7 @@ class Guard:
         self._describe(body)
         if self.max_cost is not None and cost > self.max_cost:
             self.result.ceiling = "list"
-            self.abort(
-                CostCeilingError(
-                    f"list cost {format_usd(cost)} is above max_cost {format_usd(self.max_cost)} "
-                    f"({_summary(body)}); no request was sent.\n"
-                    "  what to do: lower n, size or quality, or raise max_cost in "
-                    "@pytest.mark.imagegen(max_cost=...)"
-                )
-            )
+            self.abort(list_ceiling_error(cost, self.max_cost, _summary(body), MARKER_FIX))
         self.used.add(fingerprint(body))
         self.last_live = not playable
         if playable:
@@ -147,8 +141,6 @@ class Guard:
     def after(self, pending: Pending, status: int, content: bytes | None) -> None:
         if not pending.live:
             return
-        from . import ledger
-
         usage = None
         if status < 400 and content:
             with contextlib.suppress(ValueError, AttributeError):
@@ -157,18 +149,7 @@ class Guard:
         if status < 400:
             model = str(pending.body.get("model") or "")
             actual = self.ctx.prices.actual_cost(model, usage, pending.list_cost)
-        if pending.reservation is not None and self.ctx.budget is not None:
-            self.ctx.budget.settle(pending.reservation, actual)
-        line = ledger.entry(
-            nodeid=self.result.nodeid,
-            suite=self.result.suite,
-            category=self.result.category,
-            body=pending.body,
-            list_cost=pending.list_cost,
-            actual_cost=actual,
-            outcome="ok" if status < 400 else f"api error {status}",
-        )
-        ledger.append(ledger.ledger_path(self.ledger_root), line, self.ctx.secrets())
+        self._book(pending, actual, "ok" if status < 400 else f"api error {status}")
         if status >= 400:
             return
         self.result.actual_cost += actual
@@ -183,18 +164,26 @@ class Guard:
         )
         if self.max_cost is not None and actual > self.max_cost:
             self.result.ceiling = "actual"
-            self.abort(
-                CostCeilingError(
-                    f"actual cost {format_usd(actual)} (from the response's usage) is above "
-                    f"max_cost {format_usd(self.max_cost)}; the money is spent and the cassette "
-                    "is kept"
-                )
-            )
+            self.abort(actual_ceiling_error(actual, self.max_cost, pending.list_cost, MARKER_FIX))
 
     def failed(self, pending: Pending) -> None:
-        """The live request raised (timeout, dropped connection): settle at list cost."""
-        if pending.live and pending.reservation is not None and self.ctx.budget is not None:
-            self.ctx.budget.settle(pending.reservation, pending.list_cost)
+        """The live request raised (timeout, dropped connection): booked at list cost."""
+        if pending.live:
+            self._book(pending, pending.list_cost, "error")
+
+    def _book(self, pending: Pending, actual: float, outcome: str) -> None:
+        book(
+            self.ctx,
+            pending.reservation,
+            actual,
+            outcome,
+            nodeid=self.result.nodeid,
+            suite=self.result.suite,
+            category=self.result.category,
+            body=pending.body,
+            list_cost=pending.list_cost,
+            ledger_root=self.ledger_root,
+        )
 
     # -- helpers
     def _price(self, body: Mapping[str, Any]) -> float:

@@ -99,18 +99,44 @@ class BaselineImage:
 
 
 def accept_images(
-    images: Sequence[bytes], algorithms: Iterable[str], store: Any
+    images: Sequence[bytes], algorithms: Iterable[str], store: Any, *, hashes: bool = True
 ) -> list[BaselineImage]:
-    """Baseline entries for ``images`` (``store.put`` keeps a copy to recompute from later)."""
+    """Baseline entries for ``images`` (``store.put`` keeps a copy to recompute from later).
+
+    With ``hashes=False`` the (CPU-heavy) hashes are left for :func:`complete_hashes`, which
+    the session runs once at the end, on the xdist controller: workers then never import
+    imagehash/scipy just to accept what they recorded.
+    """
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    algos = sorted(set(DEFAULT_ALGORITHMS) | set(algorithms))
+    algos = hash_algorithms(algorithms)
     out = []
     for data in images:
         ref = store.put(data)
         digest, ext = ref.split(".", 1)
-        hashes, width, height = compute_hashes(data, algos)
-        out.append(BaselineImage(digest, ext, width, height, now, hashes))
+        if hashes:
+            values, width, height = compute_hashes(data, algos)
+        else:
+            values, (width, height) = {name: "" for name in algos}, image_size(data)
+        out.append(BaselineImage(digest, ext, width, height, now, values))
     return out
+
+
+def hash_algorithms(algorithms: Iterable[str]) -> list[str]:
+    return sorted(set(DEFAULT_ALGORITHMS) | set(algorithms))
+
+
+def complete_hashes(image: dict[str, Any], images_dir: Path) -> None:
+    """Fill in the empty hashes of a baseline entry from its stored image file."""
+    missing = [name for name, value in (image.get("hashes") or {}).items() if not value]
+    if not missing:
+        return
+    path = images_dir / f"{image['sha256']}.{image.get('ext', 'png')}"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DriftError(f"cannot hash accepted image {path}: the file is missing") from None
+    values, _, _ = compute_hashes(data, missing)
+    image["hashes"] = {**image["hashes"], **values}
 
 
 @dataclass

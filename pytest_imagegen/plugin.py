@@ -6,6 +6,7 @@ module only wires them into pytest.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable
@@ -52,6 +53,10 @@ class ImagegenState:
         self.fake_server: Any = None
         self.results: list[dict[str, Any]] = []
         self.is_worker = hasattr(config, "workerinput")
+        # the xdist controller runs no test: nothing to warm up there
+        self.is_controller_of_workers = not self.is_worker and bool(
+            getattr(config.option, "numprocesses", None)
+        )
         self.owns_budget = False
         self.report_path: Path | None = None
         self.markdown_path: Path | None = None
@@ -107,6 +112,14 @@ class ImagegenState:
         data = getattr(report, "imagegen", None)
         if data is not None and report.when == "call":
             self.results.append(data)
+            if not self.is_worker:
+                # hash accepted images now, while the workers wait on the network
+                from .perceptual import complete_hashes
+
+                for update in data.get("baseline_updates") or []:
+                    for image in update["images"]:
+                        with contextlib.suppress(ImagegenError):  # reported when written
+                            complete_hashes(image, Path(str(update["images_dir"])))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
@@ -175,7 +188,10 @@ class ImagegenState:
         updates = [u for r in self.results for u in r.get("baseline_updates") or []]
         prune = full if self.settings.update_baselines else None
         if updates or prune:
-            self.finish_lines += drift.apply_updates(updates, prune)
+            try:
+                self.finish_lines += drift.apply_updates(updates, prune)
+            except ImagegenError as exc:
+                self.finish_lines.append(f"baselines NOT written: {exc}")
         if self.settings.html_dir is not None:
             from . import htmlreport
 
@@ -542,8 +558,13 @@ def pytest_configure(config: pytest.Config) -> None:
         # nothing runs: keep pytest-xdist from starting workers
         config.option.dist = "no"
         config.option.tx = []
-    elif config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(state), "imagegen-xdist")
+    else:
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(XdistHooks(state), "imagegen-xdist")
+        if state.settings.record_mode != "none" and not state.is_controller_of_workers:
+            from . import warmup
+
+            warmup.start()  # overlaps imports with collection and the first request
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:

@@ -20,7 +20,7 @@ from .settings import KEY_ENV_VARS, Settings, find_api_key
 from .suite import CaseSpec
 
 if TYPE_CHECKING:
-    from .budget import SessionBudget
+    from .budget import Reservation, SessionBudget
     from .client import Generation, ImagesClient
 
 
@@ -141,8 +141,6 @@ def paid_request(
     cost, or to nothing when the API refused the request, or to the list cost
     when the outcome is unknown (timeouts, interrupts): the safe side.
     """
-    from . import ledger
-
     reservation = ctx.budget.reserve(list_cost, nodeid) if ctx.budget else None
     charge = Charge()
     outcome = "ok"
@@ -157,18 +155,48 @@ def paid_request(
     finally:
         if charge.actual is None:
             charge.actual = 0.0 if outcome.startswith("api error") else list_cost
-        if reservation is not None and ctx.budget is not None:
-            ctx.budget.settle(reservation, charge.actual)
-        line = ledger.entry(
+        book(
+            ctx,
+            reservation,
+            charge.actual,
+            outcome,
             nodeid=nodeid,
             suite=suite,
             category=category,
             body=body,
             list_cost=list_cost,
-            actual_cost=charge.actual,
-            outcome=outcome,
+            ledger_root=ledger_root,
         )
-        ledger.append(ledger.ledger_path(ledger_root), line, ctx.secrets())
+
+
+def book(
+    ctx: RunContext,
+    reservation: Reservation | None,
+    actual: float,
+    outcome: str,
+    *,
+    nodeid: str,
+    suite: str | None,
+    category: str | None,
+    body: Mapping[str, Any],
+    list_cost: float,
+    ledger_root: Path,
+) -> None:
+    """After a live request: settle its budget reservation and write its ledger line."""
+    from . import ledger
+
+    if reservation is not None and ctx.budget is not None:
+        ctx.budget.settle(reservation, actual)
+    line = ledger.entry(
+        nodeid=nodeid,
+        suite=suite,
+        category=category,
+        body=body,
+        list_cost=list_cost,
+        actual_cost=actual,
+        outcome=outcome,
+    )
+    ledger.append(ledger.ledger_path(ledger_root), line, ctx.secrets())
 
 
 def new_result(spec: CaseSpec, nodeid: str) -> CaseResult:
@@ -192,11 +220,34 @@ def preflight(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> None:
     result.max_cost = ctx.ceiling(spec)
     if result.max_cost is not None and result.list_cost > result.max_cost:
         result.ceiling = "list"
-        raise CostCeilingError(
-            f"list cost {format_usd(result.list_cost)} is above max_cost "
-            f"{format_usd(result.max_cost)} ({describe(spec)}); no request was sent.\n"
-            "  what to do: lower n, size or quality, or raise max_cost for this case"
+        raise list_ceiling_error(result.list_cost, result.max_cost, describe(spec))
+
+
+CEILING_FIX = "  what to do: lower n, size or quality, or raise max_cost for this case"
+
+
+def list_ceiling_error(
+    cost: float, max_cost: float, request: str, fix: str = CEILING_FIX
+) -> CostCeilingError:
+    return CostCeilingError(
+        f"list cost {format_usd(cost)} is above max_cost {format_usd(max_cost)} "
+        f"({request}); no request was sent.\n{fix}"
+    )
+
+
+def actual_ceiling_error(
+    actual: float, max_cost: float, list_cost: float | None, fix: str = CEILING_FIX
+) -> CostCeilingError:
+    surprise = ""
+    if list_cost is not None and actual > list_cost:
+        surprise = (
+            f"\n  the API billed more than the list cost {format_usd(list_cost)}: "
+            "check the price table (ini imagegen_prices) against your provider's prices"
         )
+    return CostCeilingError(
+        f"actual cost {format_usd(actual)} (from the response's usage) is above max_cost "
+        f"{format_usd(max_cost)}; the money is spent and the cassette is kept.{surprise}\n{fix}"
+    )
 
 
 def describe(spec: CaseSpec) -> str:
@@ -312,18 +363,7 @@ def settle(spec: CaseSpec, ctx: RunContext, result: CaseResult, generation: Gene
     )
     if result.max_cost is not None and result.actual_cost > result.max_cost:
         result.ceiling = "actual"
-        surprise = ""
-        if result.list_cost is not None and result.actual_cost > result.list_cost:
-            surprise = (
-                f"\n  the API billed more than the list cost {format_usd(result.list_cost)}: "
-                "check the price table (ini imagegen_prices) against your provider's prices"
-            )
-        raise CostCeilingError(
-            f"actual cost {format_usd(result.actual_cost)} (from the response's usage) is "
-            f"above max_cost {format_usd(result.max_cost)}; the money is spent and the "
-            f"cassette is kept.{surprise}\n"
-            "  what to do: lower n, size or quality, or raise max_cost for this case"
-        )
+        raise actual_ceiling_error(result.actual_cost, result.max_cost, result.list_cost)
 
 
 def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:

@@ -196,7 +196,9 @@ def test_replay_rebuilds_the_exact_response(tmp_path: Path, fake_server: FakeIma
 
 
 @pytest.mark.parametrize(
-    "extra", [{}, {"model": "dall-e-2", "quality": None, "response_format": "url"}], ids=["b64", "url"]
+    "extra",
+    [{}, {"model": "dall-e-2", "quality": None, "response_format": "url"}],
+    ids=["b64", "url"],
 )
 def test_fast_replay_equals_the_vcrpy_replay(
     tmp_path: Path, fake_server: FakeImagesServer, extra: dict[str, object]
@@ -219,6 +221,7 @@ def test_fast_replay_equals_the_vcrpy_replay(
     fast = recording.replay_generation(path, body, store, "fix")
     assert fast is not None
     generation, meta = fast
+    assert len(meta["images"]) == 2  # the cassette's imagegen block lists its sidecars
     for other in (live, through_vcr):
         assert [i.data for i in generation.images] == [i.data for i in other.images]
         assert generation.revised_prompts == other.revised_prompts

@@ -1,0 +1,40 @@
+"""Smoke tests: every benchmark script runs with a tiny N and prints its ratios (so they cannot rot).
+
+The real measurements are in benchmarks/README.md; timing is never asserted here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    "script, args, expected",
+    [
+        ("replay.py", ["--cases", "3", "--size", "256x256", "--rounds", "1"],
+         ["speed-up vs pytest-recording (per case)", "pytest-imagegen / floor (per case)"]),
+        ("footprint.py", ["--cases", "4", "--size", "256x256"],
+         ["on disk / raw ", "on disk / raw (duplicates stored once)"]),
+        ("record_scale.py", ["--cases", "4", "--latency", "0.2", "--workers", "2"],
+         ["speed-up -n 2 vs -n 0 (wall time)"]),
+        ("estimate_scale.py", ["--sizes", "20", "40", "--files", "2", "--rounds", "1"],
+         ["estimate / collection (worst size)", "estimate memory per extra case"]),
+    ],
+)  # fmt: skip
+def test_benchmark_script_runs(script: str, args: list[str], expected: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for line in expected:
+        assert line in proc.stdout, proc.stdout
+    assert "target" in proc.stdout
