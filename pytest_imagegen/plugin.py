@@ -477,6 +477,7 @@ def _build_state(config: pytest.Config) -> ImagegenState:
         backoff=backoff if backoff is not None else 1.0,
         default_max_cost=max_cost,
         suite_dirs=suite_dirs,
+        project_root=root.resolve(),
         drift_mode=config.getoption("imagegen_drift"),
         drift_thresholds=thresholds,
         update_baselines=(
@@ -580,9 +581,9 @@ def _show_ledger(config: pytest.Config, session: pytest.Session) -> int:
 
     state = get_state(config)
     tr: Any = config.pluginmanager.get_plugin("terminalreporter")
-    roots = list(dict.fromkeys(state.suite_dirs))
-    for root in roots:
-        path = ledger.ledger_path(root)
+    roots = [*state.suite_dirs, state.settings.project_root or _ini_dir(config).resolve()]
+    paths = [ledger.ledger_path(root) for root in dict.fromkeys(roots)]
+    for path in [p for p in paths if p.is_file()] or paths[:1]:
         entries, bad = ledger.read(path)
         tr.write_sep("-", f"imagegen ledger: {_relative(config, path)}")
         for line in ledger.render(entries):

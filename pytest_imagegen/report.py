@@ -274,15 +274,16 @@ def markdown(
     out += [
         "### Cases",
         "",
-        "| case | model | size | quality | n | list cost | actual | cassette | outcome |",
-        "|---|---|---|---|---:|---:|---:|---|---|",
+        "| case | model | size | quality | n | list cost | actual | cassette | drift | outcome |",
+        "|---|---|---|---|---:|---:|---:|---|---|---|",
     ]
     for r in ordered[:MARKDOWN_CASE_ROWS]:
         out.append(
             f"| `{_md(r.get('nodeid'))}` | {_md(r.get('model'))} | {_md(r.get('size'))} "
             f"| {_md(r.get('quality') or 'auto')} | {r.get('n')} "
             f"| {format_usd(r.get('list_cost') or 0.0)} | {format_usd(r.get('actual_cost') or 0.0)} "
-            f"| {_md(r.get('cassette'))} | {_md(r.get('outcome'))} |"
+            f"| {_md(r.get('cassette'))} | {_md((r.get('drift') or {}).get('status') or '')} "
+            f"| {_md(r.get('outcome'))} |"
         )
     if len(ordered) > MARKDOWN_CASE_ROWS:
         out.append(

@@ -99,7 +99,7 @@ class RunContext:
 
     def suites_root(self, path: Path) -> Path:
         """The suites directory a file belongs to (ledger and profiles live there)."""
-        return suites_root(path, self.settings.suite_dirs)
+        return suites_root(path, self.settings.suite_dirs, self.settings.project_root)
 
     def ceiling(self, spec: CaseSpec) -> float | None:
         return spec.max_cost if spec.max_cost is not None else self.settings.default_max_cost
@@ -108,12 +108,18 @@ class RunContext:
         return self.prices.list_cost(spec.model, spec.size, spec.quality, spec.n, spec.prompt).total
 
 
-def suites_root(path: Path, suite_dirs: tuple[Path, ...]) -> Path:
+def suites_root(path: Path, suite_dirs: tuple[Path, ...], project: Path | None = None) -> Path:
+    """The suite directory holding ``path``; else the first one that exists (tests' own
+    code shares its ledger); else the project directory, so no empty suite directory is
+    created just to hold a ledger."""
     resolved = path.resolve()
     for d in suite_dirs:
         if d in resolved.parents:
             return d
-    return suite_dirs[0] if suite_dirs else resolved.parent
+    for d in suite_dirs:
+        if d.is_dir():
+            return d
+    return project or (suite_dirs[0].parent if suite_dirs else resolved.parent)
 
 
 @dataclass

@@ -26,6 +26,7 @@ class Settings:
     backoff: float = 1.0
     default_max_cost: float | None = None
     suite_dirs: tuple[Path, ...] = field(default_factory=tuple)
+    project_root: Path | None = None  # the ini file's directory
     drift_mode: str = "fail"
     drift_thresholds: Mapping[str, int] = field(
         default_factory=lambda: {"phash": 10, "colorhash": 4}

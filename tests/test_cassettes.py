@@ -343,10 +343,27 @@ def test_canary_key_never_reaches_disk(
           - {id: b, prompt: "A boat", params: {response_format: url}, model: dall-e-2, quality: standard}
         """,
     )
-    result = project.runpytest(record_mode("once"), "--junitxml=junit.xml")
+    step_summary = project.path / "step.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    writers = [  # every file-writing feature is on
+        "--junitxml=junit.xml", "--imagegen-report=r.json", "--imagegen-markdown=r.md",
+        "--imagegen-html=html", "--imagegen-budget=1",
+    ]  # fmt: skip
+    result = project.runpytest(record_mode("once"), *writers)
     result.assert_outcomes(passed=2)
     assert live_env.log[0]["api_key"] == CANARY_KEY  # it was really sent
+    project.runpytest("--imagegen-update-baselines", *writers).assert_outcomes(passed=2)
     files = all_files(project.path)
+    names = {p.name for p in files}
+    assert {
+        "junit.xml",
+        "r.json",
+        "r.md",
+        "index.html",
+        "s.json",
+        "ledger.jsonl",
+        "step.md",
+    } <= names
     assert any(p.suffix == ".yaml" and "cassettes" in p.parts for p in files)
     for path in files:
         data = path.read_bytes()

@@ -230,6 +230,7 @@ def test_json_markdown_step_summary_and_junit(
     assert report["summary"]["recorded"] == 1
     md = (project.path / "out/report.md").read_text()
     assert "| `prompt_suites/s.yaml::kite` | gpt-image-2 | 256x256 | low | 1 |" in md
+    assert "| recorded | accepted | passed |" in md
     assert step.read_text() == "# earlier step\n" + md
     props = {
         p.get("name"): p.get("value")

@@ -183,8 +183,12 @@ def test_budget_covers_marked_tests(project: pytest.Pytester, live_env: FakeImag
     result.stdout.fnmatch_lines(["*session budget $0.0001 would be exceeded*no request was sent*"])
     assert live_env.requests == 0
     project.runpytest(ONCE, "--imagegen-budget=1").assert_outcomes(passed=1)
-    (line,) = (project.path / "prompt_suites/.imagegen/ledger.jsonl").read_text().splitlines()
+    # no prompt_suites/ here: the ledger goes to the project directory, not a new suite dir
+    assert not (project.path / "prompt_suites").exists()
+    (line,) = (project.path / ".imagegen/ledger.jsonl").read_text().splitlines()
     assert json.loads(line)["nodeid"] == "test_images.py::test_logo"
+    result = project.runpytest("--imagegen-ledger")
+    result.stdout.fnmatch_lines(["*imagegen ledger: .imagegen/ledger.jsonl*", "total * 1 * 1 *"])
 
 
 def test_block_network_only_blocks_unmarked_tests(
