@@ -67,9 +67,10 @@ def check(
         {"sha256": sha, "path": str(images_dir / f"{sha}.{image_extension(d)}")}
         for sha, d in zip(digests, images, strict=True)
     ]
-    if html_dir is not None:
-        for image in images:
-            store.put(image)  # the review page shows them (no-op when already stored)
+    if html_dir is not None:  # the review page shows them: make sure each one is stored
+        for entry, image in zip(current, images, strict=True):
+            if not Path(entry["path"]).exists():
+                store.put(image)
     if thresholds is None or (mode == "off" and update is None):
         return DriftCheck("off", {"status": "off", "images": current})
     if baseline_file not in cache:

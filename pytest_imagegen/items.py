@@ -16,11 +16,27 @@ if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 
-def _display(config: pytest.Config, path: os.PathLike[str]) -> str:
+def display_path(config: pytest.Config, path: os.PathLike[str]) -> str:
     try:
         return os.path.relpath(path, config.invocation_params.dir)
     except ValueError:
         return os.fspath(path)
+
+
+def report_costs(item: pytest.Item, result: CaseResult) -> None:
+    """JUnit XML properties (--junitxml), also carried to the xdist controller."""
+    item.user_properties.append(("list_cost", result.list_cost))
+    item.user_properties.append(("actual_cost", result.actual_cost))
+
+
+def warn_drift(result: CaseResult) -> None:
+    """``--imagegen-drift=warn``: the drift message as a warning of the test."""
+    if result.warning:
+        import warnings
+
+        from .errors import DriftWarning
+
+        warnings.warn(DriftWarning(result.warning), stacklevel=2)
 
 
 class SuiteFile(pytest.File):
@@ -33,7 +49,7 @@ class SuiteFile(pytest.File):
         suite = load_suite(
             self.path,
             state.ctx.prices,
-            display=_display(self.config, self.path),
+            display=display_path(self.config, self.path),
             check_case=state.profile_check(self.path),
         )
         from .perceptual import baseline_path
@@ -73,21 +89,14 @@ class CaseItem(pytest.Item):
         try:
             run_case(self.spec, state.ctx, result)
         finally:
-            # JUnit XML properties (--junitxml), also carried to the xdist controller
-            self.user_properties.append(("list_cost", result.list_cost))
-            self.user_properties.append(("actual_cost", result.actual_cost))
-        if result.warning:
-            import warnings
-
-            from .errors import DriftWarning
-
-            warnings.warn(DriftWarning(result.warning), stacklevel=1)
+            report_costs(self, result)
+        warn_drift(result)
 
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, ImagegenError):
-            where = f"{_display(self.config, self.path)}:{self.spec.line}"
+            where = f"{display_path(self.config, self.path)}:{self.spec.line}"
             return f"{excinfo.value}\n\ncase {self.spec.id!r} at {where}"
         return super().repr_failure(excinfo, style)
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .guard import REPLAY_KEY, Guard, guarded
 from .recording import ImageStore, Persister, new_meta, open_cassette, sanitize_id
-from .runner import CaseResult, RunContext
+from .runner import CaseResult, RunContext, apply_drift
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -85,7 +85,7 @@ def recording_session(
                 list_cost=sum(float(r.get("list_cost") or 0.0) for r in requests),
                 actual_cost=sum(float(r.get("actual_cost") or 0.0) for r in requests),
             )
-            persister.secrets.extend(s for s in guard.extra_secrets if len(s) >= 8)
+            persister.add_secrets(guard.extra_secrets)
             if mode == "new_episodes":
                 persister.keep = guard.used
 
@@ -158,7 +158,6 @@ class Imagegen:
         **params: Any,
     ) -> ImageResult:
         """Generate ``n`` images for ``prompt`` (``quality=None`` lets the API choose)."""
-        from .client import ImagesClient
         from .errors import ImagegenError
         from .settings import find_api_key
 
@@ -175,17 +174,12 @@ class Imagegen:
             _, key = find_api_key(self.ctx.environ)
         except ImagegenError:
             key = REPLAY_KEY  # fine for replays; the guard refuses a live call with it
-        s = self.ctx.settings
-        client = ImagesClient(
-            s.base_url, key, timeout=s.timeout, max_retries=s.max_retries, backoff=s.backoff
-        )
+        client = self.ctx.client(key)  # shared for the session, closed at its end
         self.guard.last_live = None
         try:
             generation = client.generate(body)
         except ImagegenError as exc:
             self.fail(str(exc))
-        finally:
-            client.close()
         live = bool(self.guard.last_live)
         list_cost = self.ctx.prices.list_cost(model, size, quality, n, prompt).total
         return ImageResult(
@@ -245,14 +239,6 @@ class Imagegen:
             cache=self.ctx.baselines,
             html_dir=s.html_dir,
         )
-        self.result.drift = outcome.data
-        if outcome.update:
-            self.result.baseline_updates.append(outcome.update)
-        if outcome.note:
-            self.result.notes.append(outcome.note)
-        if outcome.status == "warn":
-            self.result.warning = outcome.message
-        if outcome.status == "fail":
-            self.result.drift_failed = True
+        apply_drift(self.result, outcome)
         if outcome.status in ("fail", "missing") and outcome.message:
             self.fail(outcome.message)

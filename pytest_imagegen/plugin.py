@@ -251,10 +251,9 @@ class XdistHooks:
 
 def _relative(config: pytest.Config, path: Path) -> str:
     """``path`` relative to the invocation directory when inside it, else absolute."""
-    try:
-        relative = os.path.relpath(path, config.invocation_params.dir)
-    except ValueError:
-        return str(path)
+    from .items import display_path
+
+    relative = display_path(config, path)
     return str(path) if relative.startswith("..") else relative
 
 
@@ -659,7 +658,7 @@ def _fail(exc: BaseException | str) -> NoReturn:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
-    from .items import CaseItem
+    from .items import CaseItem, report_costs, warn_drift
 
     if isinstance(item, CaseItem):
         return (yield)
@@ -704,14 +703,8 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
             if fixture is not None:
                 fixture.guard = None
             if result.list_cost is not None:
-                item.user_properties.append(("list_cost", result.list_cost))
-                item.user_properties.append(("actual_cost", result.actual_cost))
-            if result.warning:
-                import warnings
-
-                from .errors import DriftWarning
-
-                warnings.warn(DriftWarning(result.warning), stacklevel=1)
+                report_costs(item, result)
+            warn_drift(result)
 
 
 def _marker_result(item: pytest.Item) -> CaseResult:

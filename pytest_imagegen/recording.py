@@ -28,7 +28,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -347,7 +347,8 @@ class Persister:
         fresh: bool = False,
     ) -> None:
         self.images = images
-        self.secrets = [s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH]
+        self.secrets: list[str] = []
+        self.add_secrets(secrets)
         self.fix = fix
         self.fresh = fresh
         self.meta: dict[str, Any] = {}
@@ -356,6 +357,10 @@ class Persister:
         self.saved = False
         # new_episodes for tests' own code: keep only interactions whose body was used
         self.keep: set[str] | None = None
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        """Values that must never be written (too short to search for reliably: skipped)."""
+        self.secrets.extend(s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH)
 
     # vcrpy calls these two
     def load_cassette(

@@ -63,10 +63,10 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> Summary:
             s.missing += 1
         if r.get("ceiling"):
             s.ceiling_failures += 1
-        if r.get("drift_failed"):
-            s.drift_failures += 1
         drift_status = (r.get("drift") or {}).get("status")
-        if drift_status == "warn":
+        if drift_status == "fail":
+            s.drift_failures += 1
+        elif drift_status == "warn":
             s.drift_warnings += 1
         elif drift_status == "accepted":
             s.baselines_accepted += 1

@@ -22,6 +22,7 @@ from .suite import CaseSpec
 if TYPE_CHECKING:
     from .budget import Reservation, SessionBudget
     from .client import Generation, ImagesClient
+    from .drift import DriftCheck
 
 
 @dataclass
@@ -44,7 +45,6 @@ class CaseResult:
     attempts: int = 0
     outcome: str = "unknown"
     drift: dict[str, Any] | None = None  # status, thresholds, per-image distances
-    drift_failed: bool = False
     prompt: str = ""
     request: dict[str, Any] = field(default_factory=dict)  # the body without the prompt
     baseline_updates: list[dict[str, Any]] = field(default_factory=list)
@@ -66,11 +66,12 @@ class RunContext:
     baselines: dict[Path, Any] = field(default_factory=dict)  # loaded baseline files
     _clients: dict[str, ImagesClient] = field(default_factory=dict)
 
-    def client(self) -> ImagesClient:
-        """The images client for the current key (raises if no key is set)."""
+    def client(self, key: str | None = None) -> ImagesClient:
+        """The images client for ``key``, by default the environment's (raises if none)."""
         from .client import ImagesClient
 
-        _, key = find_api_key(self.environ)
+        if key is None:
+            _, key = find_api_key(self.environ)
         if key not in self._clients:
             s = self.settings
             self._clients[key] = ImagesClient(
@@ -412,13 +413,16 @@ def check_drift(
         cache=ctx.baselines,
         html_dir=s.html_dir,
     )
+    apply_drift(result, outcome)
+    drift.raise_for(outcome)
+
+
+def apply_drift(result: CaseResult, outcome: DriftCheck) -> None:
+    """Record a drift check on the result: report data, baseline update, note, warning."""
     result.drift = outcome.data
     if outcome.update:
         result.baseline_updates.append(outcome.update)
     if outcome.note:
         result.notes.append(outcome.note)
-    if outcome.status in ("fail", "warn"):
-        result.drift_failed = outcome.status == "fail"
     if outcome.status == "warn":
         result.warning = outcome.message
-    drift.raise_for(outcome)
