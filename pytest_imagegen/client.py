@@ -18,9 +18,17 @@ from typing import Any
 
 import httpx
 
-from .errors import APIError
+from .errors import (
+    ANSWERED,
+    NOT_SENT,
+    RETRY_STATUSES,
+    UNKNOWN,
+    UNREADABLE,
+    APIError,
+    transport_outcome,
+)
+from .redact import APIKey, Redactor
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
 USER_AGENT = "pytest-imagegen"
 
@@ -31,6 +39,9 @@ class GeneratedImage:
     revised_prompt: str | None = None
     source: str = "b64_json"  # or "url"
     sha256: str | None = None  # known when replayed from a (verified) image sidecar
+
+    def __repr__(self) -> str:
+        return f"GeneratedImage(<{len(self.data)} bytes>, source={self.source!r})"
 
 
 @dataclass
@@ -61,11 +72,12 @@ def generation_from_payload(
             "images response is not an images result (no `data` list); is the base URL an "
             "OpenAI-compatible endpoint?",
             status=status,
+            outcome=UNREADABLE,
         )
     images = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            raise APIError(f"image {index} in the response is not an object")
+            raise APIError(f"image {index} in the response is not an object", outcome=UNREADABLE)
         revised = item.get("revised_prompt")
         data, source = fetch(index, item)
         images.append(GeneratedImage(data, revised, source))
@@ -144,25 +156,43 @@ def is_retryable(status: int, code: str | None, error_type: str | None) -> bool:
     return status in RETRY_STATUSES
 
 
+class BearerAuth(httpx.Auth):
+    """Adds ``Authorization: Bearer <key>`` inside httpx; its repr shows no key."""
+
+    def __init__(self, key: APIKey) -> None:
+        self._key = key
+
+    def __repr__(self) -> str:
+        return f"BearerAuth({self._key!r})"
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        request.headers["Authorization"] = f"Bearer {self._key.reveal()}"
+        yield request
+
+
 class ImagesClient:
     """Sends one images request at a time; safe to share within a process."""
 
     def __init__(
         self,
         base_url: str,
-        api_key: str,
+        api_key: str | APIKey,
         *,
         timeout: float = 180.0,
         max_retries: int = 3,
         backoff: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
         http: httpx.Client | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.base_url = base_url
         self.max_retries = max_retries
         self.backoff = backoff
         self._sleep = sleep
-        self._api_key = api_key
+        key = api_key if isinstance(api_key, APIKey) else APIKey(api_key)
+        self._auth = BearerAuth(key)
+        self.redactor = redactor if redactor is not None else Redactor()
+        self.redactor.add(key)
         self._http = http or httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 30)))
         self._owns_http = http is None
 
@@ -176,6 +206,9 @@ class ImagesClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        return f"ImagesClient({self.base_url!r})"
+
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, MAX_RETRY_AFTER)
@@ -184,24 +217,34 @@ class ImagesClient:
     def _send(self, method: str, url: str, what: str, **kwargs: Any) -> tuple[httpx.Response, int]:
         """Send with retries; return the final non-retryable response and attempts used."""
         attempt = 0
+        maybe_billed = False  # an earlier attempt's outcome is unknown (timeout, drop)
+        mask = self.redactor.mask
         while True:
             attempt += 1
             try:
                 response = self._http.request(method, url, **kwargs)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                outcome = transport_outcome(exc)
+                maybe_billed = maybe_billed or outcome == UNKNOWN
                 if attempt > self.max_retries:
                     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+                    if outcome == NOT_SENT:
+                        kind = "could not connect"
                     raise APIError(
-                        f"{what} {kind} after {attempt} attempt(s): {type(exc).__name__}: {exc}; "
-                        "check the base URL and the service, or raise imagegen_timeout / "
-                        "imagegen_max_retries",
+                        mask(
+                            f"{what} {kind} after {attempt} attempt(s): {type(exc).__name__}: "
+                            f"{exc}; check the base URL and the service, or raise "
+                            "imagegen_timeout / imagegen_max_retries"
+                        ),
                         attempts=attempt,
+                        outcome=UNKNOWN if maybe_billed else NOT_SENT,
                     ) from None
                 self._sleep(self._delay(attempt - 1, None))
                 continue
             if response.status_code < 400:
                 return response, attempt
             message, code, error_type = _error_details(response)
+            message = mask(message)
             if is_retryable(response.status_code, code, error_type) and attempt <= self.max_retries:
                 self._sleep(self._delay(attempt - 1, retry_after_seconds(response.headers)))
                 continue
@@ -216,14 +259,26 @@ class ImagesClient:
                 code=code,
                 error_type=error_type,
                 attempts=attempt,
+                outcome=UNKNOWN if maybe_billed else ANSWERED,
             )
 
     def generate(self, body: Mapping[str, Any]) -> Generation:
         """POST ``/images/generations`` and return decoded images."""
-        headers = {"Authorization": f"Bearer {self._api_key}", "User-Agent": USER_AGENT}
         response, attempts = self._send(
-            "POST", images_url(self.base_url), "images request", json=dict(body), headers=headers
+            "POST",
+            images_url(self.base_url),
+            "images request",
+            json=dict(body),
+            headers={"User-Agent": USER_AGENT},
+            auth=self._auth,
         )
+        try:
+            return self._decode(response, attempts)
+        except APIError as exc:  # the call was answered 2xx, and billed
+            exc.outcome = UNREADABLE
+            raise
+
+    def _decode(self, response: httpx.Response, attempts: int) -> Generation:
         try:
             payload = response.json()
         except ValueError:
@@ -232,7 +287,7 @@ class ImagesClient:
         def fetch(index: int, item: Mapping[str, Any]) -> tuple[bytes, str]:
             if item.get("b64_json"):
                 try:
-                    return base64.b64decode(item["b64_json"], validate=True), "b64_json"
+                    return base64.b64decode(str(item["b64_json"]), validate=True), "b64_json"
                 except (binascii.Error, ValueError):
                     raise APIError(f"image {index} in the response is not valid base64") from None
             if item.get("url"):

@@ -70,6 +70,7 @@ class TokenRates:
     text_input: float
     image_input: float
     image_output: float
+    text_output: float | None = None  # unset: text output priced at the image output rate
 
 
 @dataclass(frozen=True)
@@ -207,26 +208,116 @@ class PriceTable:
             text = estimate_text_tokens(prompt) * m.tokens.text_input / 1e6
         return CostBreakdown(images=images, text=text, multiplier=self.multiplier)
 
-    def actual_cost(self, model: str, usage: Mapping[str, Any] | None, list_cost: float) -> float:
+    def actual_cost(self, model: str, usage: Any, list_cost: float) -> float:
         """Billed cost from ``usage`` tokens; the list cost when they are missing."""
+        return self.price_usage(model, usage, list_cost).cost
+
+    def price_usage(self, model: str, usage: Any, list_cost: float) -> UsageCost:
+        """Billed cost from ``usage`` in any shape of SPEC §12; never $0 by accident.
+
+        Missing usage (or a model priced per image only) gives the list cost; usage
+        that is there but cannot be priced (negative or non-numeric counts, an
+        unknown shape) gives the list cost and a ``problem`` to warn about.
+        """
         m = self.model(model)
-        if not usage or m.tokens is None:
-            return list_cost
+        if usage is None or m.tokens is None:
+            return UsageCost(list_cost)
         try:
-            input_tokens = int(usage.get("input_tokens") or 0)
-            output_tokens = int(usage.get("output_tokens") or 0)
-            details = usage.get("input_tokens_details") or {}
-            image_in = int(details.get("image_tokens") or 0)
-            text_in = int(details.get("text_tokens") or (input_tokens - image_in))
-        except (TypeError, ValueError, AttributeError):
-            return list_cost
+            tokens = usage_tokens(usage)
+        except UnreadableUsage as exc:
+            return UsageCost(list_cost, str(exc))
         rates = m.tokens
         cost = (
-            text_in * rates.text_input
-            + image_in * rates.image_input
-            + output_tokens * rates.image_output
+            tokens.text_in * rates.text_input
+            + tokens.image_in * rates.image_input
+            + tokens.image_out * rates.image_output
+            + tokens.text_out * (rates.text_output or rates.image_output)
+            + tokens.unknown * max(rates.text_input, rates.image_input, rates.image_output)
         ) / 1e6
-        return round(cost * self.multiplier, 6)
+        return UsageCost(round(cost * self.multiplier, 6), None, "usage")
+
+
+@dataclass(frozen=True)
+class UsageCost:
+    """What a response's ``usage`` says the call cost; ``problem`` when it was unreadable."""
+
+    cost: float
+    problem: str | None = None
+    basis: str = "list"  # "usage" when priced from tokens
+
+
+class UnreadableUsage(ValueError):
+    """``usage`` is present but cannot be priced."""
+
+
+@dataclass(frozen=True)
+class Tokens:
+    text_in: int = 0
+    image_in: int = 0
+    text_out: int = 0
+    image_out: int = 0
+    unknown: int = 0  # ``total_tokens`` only: priced at the highest rate
+
+
+def _count(usage: Mapping[str, Any], path: str) -> int | None:
+    """A token count at ``a.b`` in ``usage``: ``None`` if absent, else a whole number >= 0."""
+    value: Any = usage
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            if value is None:
+                return None
+            raise UnreadableUsage(f"{path.rsplit('.', 1)[0]} is not a mapping")
+        value = value.get(part)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UnreadableUsage(f"{path}: {str(value)[:40]!r} is not a number")
+    if not math.isfinite(value) or value != int(value):
+        raise UnreadableUsage(f"{path}: {value!r} is not a whole number")
+    if value < 0:
+        raise UnreadableUsage(f"{path}: {int(value)} is negative")
+    return int(value)
+
+
+def _split(total: int | None, details: str, usage: Mapping[str, Any], what: str) -> tuple[int, int]:
+    """(text, image) tokens of ``total`` from its ``*_details`` (the rest is ``what``)."""
+    text = _count(usage, f"{details}.text_tokens")
+    image = _count(usage, f"{details}.image_tokens")
+    total = total or 0
+    if text is None and image is None:
+        return (total, 0) if what == "text" else (0, total)
+    if text is None:
+        text = total - (image or 0)
+    if image is None:
+        image = total - text
+    if text < 0 or image < 0:
+        raise UnreadableUsage(f"{details} add up to more than the total")
+    return text, image
+
+
+#: (input, output) token fields of the images API and of the chat style
+USAGE_SHAPES = (("input_tokens", "output_tokens"), ("prompt_tokens", "completion_tokens"))
+
+
+def usage_tokens(usage: Any) -> Tokens:
+    """Tokens by kind from the images, chat or total-only ``usage`` shapes."""
+    if not isinstance(usage, Mapping):
+        raise UnreadableUsage("usage is not a mapping")
+    for inputs, outputs in USAGE_SHAPES:
+        if inputs in usage or outputs in usage:
+            text_in, image_in = _split(_count(usage, inputs), f"{inputs}_details", usage, "text")
+            text_out, image_out = _split(
+                _count(usage, outputs), f"{outputs}_details", usage, "image"
+            )
+            return Tokens(text_in, image_in, text_out, image_out)
+    total = _count(usage, "total_tokens")
+    if total is not None:
+        return Tokens(unknown=total)
+    shown = ", ".join(sorted(map(str, usage))[:6]) or "nothing"
+    raise UnreadableUsage(
+        f"usage has none of input/output_tokens, prompt/completion_tokens or total_tokens "
+        f"(it has {shown})"
+    )
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -267,6 +358,7 @@ def _model_from_dict(name: str, spec: Mapping[str, Any]) -> ModelPrices:
             text_input=float(tokens["text_input"]),
             image_input=float(tokens["image_input"]),
             image_output=float(tokens["image_output"]),
+            text_output=float(tokens["text_output"]) if "text_output" in tokens else None,
         )
         if tokens
         else None,

@@ -15,11 +15,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import perceptual
 from .errors import DriftError
-from .recording import ImageStore, atomic_write, image_extension, shown
+from .files import shown, write_text
+from .recording import ImageStore, image_extension
+
+if TYPE_CHECKING:
+    from .redact import Redactor
 
 
 @dataclass
@@ -152,6 +156,7 @@ def raise_for(result: DriftCheck) -> None:
 def apply_updates(
     updates: Iterable[Mapping[str, Any]],
     full_files: Mapping[str, Sequence[str]] | None = None,
+    redactor: Redactor | None = None,
 ) -> list[str]:
     """Write accepted entries, one write per baseline file; return summary lines.
 
@@ -179,9 +184,14 @@ def apply_updates(
                 entry = {"prompt_sha256": u["prompt_sha256"], "images": list(u["images"])}
                 old = baseline.cases.get(str(u["key"]))
                 if u["mode"] == "add" and isinstance(old, dict):
-                    known = {i["sha256"] for i in old.get("images") or []}
+                    kept = [
+                        i
+                        for i in old.get("images") or []
+                        if perceptual.entry_problem(i) is None  # damaged entries are dropped
+                    ]
+                    known = {i["sha256"] for i in kept}
                     extra = [i for i in u["images"] if i["sha256"] not in known]
-                    entry["images"] = list(old.get("images") or []) + extra
+                    entry["images"] = kept + extra
                 baseline.cases[str(u["key"])] = entry
             pruned: list[str] = []
             if full_files is not None and name in full_files:
@@ -192,7 +202,7 @@ def apply_updates(
             if baseline.cases == before and not changed and path.exists():
                 continue
             text = json.dumps(baseline.to_json(), indent=2, sort_keys=False) + "\n"
-            atomic_write(path, text.encode("utf-8"))
+            write_text(path, text, redactor)
         accepted = len({str(u["key"]) for u in by_file[name]})
         detail = f"accepted {accepted}" + (
             f", removed {len(pruned)} ({', '.join(pruned)})" if pruned else ""
@@ -210,7 +220,10 @@ def _refresh_outdated(
     images_dir = Path(str(updates[0]["images_dir"]))
     source = perceptual.HashSource(baseline, images_dir)
     for entry in baseline.cases.values():
-        for image in entry.get("images") or []:
+        images = entry.get("images") if isinstance(entry, dict) else None
+        for image in images if isinstance(images, list) else []:
+            if perceptual.entry_problem(image) is not None:
+                continue  # damaged: reported when its case runs
             try:
                 image["hashes"] = {a: source.hash(image, a) for a in image.get("hashes") or {}}
             except DriftError:

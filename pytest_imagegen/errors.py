@@ -40,8 +40,32 @@ class BudgetExceededError(ImagegenError):
     """A live request would take the session over ``--imagegen-budget``."""
 
 
+#: what became of a request that did not give images, for cost accounting (SPEC §12)
+ANSWERED = "answered"  # the server answered with an error status: not billed
+NOT_SENT = "not sent"  # the request provably never reached the server: not billed
+UNKNOWN = "unknown"  # timeout / dropped connection after sending: maybe billed
+UNREADABLE = "unreadable"  # a 2xx answer whose body could not be used: billed
+
+#: statuses worth retrying (after them the call is still open)
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: transport errors raised before the request left the machine (never billed)
+NOT_SENT_ERRORS = frozenset(
+    {"ConnectError", "ConnectTimeout", "PoolTimeout", "UnsupportedProtocol"}
+)
+
+
+def transport_outcome(exc: BaseException) -> str:
+    """``not sent`` for errors raised before the request left (any httpx flavour), else
+    ``unknown``: the server may have received, and billed, it."""
+    return NOT_SENT if type(exc).__name__ in NOT_SENT_ERRORS else UNKNOWN
+
+
 class APIError(ImagegenError):
-    """The images API answered with an error (after any retries)."""
+    """The images API call failed (after any retries).
+
+    ``outcome`` says whether the provider may have billed it: ``unknown`` and
+    ``unreadable`` are booked at list cost, ``answered`` and ``not sent`` at $0.
+    """
 
     def __init__(
         self,
@@ -51,12 +75,27 @@ class APIError(ImagegenError):
         code: str | None = None,
         error_type: str | None = None,
         attempts: int = 1,
+        outcome: str = ANSWERED,
     ) -> None:
         self.status = status
         self.code = code
         self.error_type = error_type
         self.attempts = attempts
+        self.outcome = outcome
         super().__init__(message)
+
+    @property
+    def maybe_billed(self) -> bool:
+        return self.outcome in (UNKNOWN, UNREADABLE)
+
+    def ledger_outcome(self) -> str:
+        if self.outcome == UNKNOWN:
+            return "unknown outcome, booked at list cost"
+        if self.outcome == UNREADABLE:
+            return "unreadable answer, booked at list cost"
+        if self.outcome == NOT_SENT:
+            return "not sent (connection failed)"
+        return f"api error {self.status or ''}".strip()
 
 
 class CassetteError(ImagegenError):

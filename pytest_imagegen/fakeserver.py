@@ -20,6 +20,8 @@ failure is consumed by one generation request, in order::
     {"delay": 2.0}                                 # slow, then answer normally
     {"delay": 2.0, "status": 503}                  # slow, then fail
     {"usage": {"input_tokens": 10, ...}}           # answer normally with this usage
+    {"status": 401, "message": "..."}              # an error with this message
+    {"raw": "not json"}                            # 200 with this body (unreadable)
     "count": N on any of them repeats it N times
 
 ``GET /_fake/stats`` returns request counts and a log; ``POST /_fake/reset``
@@ -436,6 +438,14 @@ def _make_handler(server: FakeImagesServer) -> type[BaseHTTPRequestHandler]:
             delay = server.latency + float((failure or {}).get("delay", 0))
             if delay:
                 time.sleep(delay)
+            if failure and "raw" in failure:
+                data = str(failure["raw"]).encode("utf-8")
+                self.send_response(int(failure.get("status", 200)))
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
             if failure and failure.get("drop"):
                 self.close_connection = True
                 with contextlib.suppress(OSError):

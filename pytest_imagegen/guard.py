@@ -33,13 +33,31 @@ from typing import Any, NoReturn
 
 from .budget import Reservation
 from .costs import format_usd
-from .errors import CassetteError, CostCeilingError, ImagegenError, MissingAPIKeyError
-from .recording import canonical_json, diff_bodies, fingerprint, shown
-from .runner import CaseResult, RunContext, actual_ceiling_error, book, list_ceiling_error
+from .errors import (
+    RETRY_STATUSES,
+    UNKNOWN,
+    CassetteError,
+    CostCeilingError,
+    ImagegenError,
+    MissingAPIKeyError,
+    transport_outcome,
+)
+from .files import shown
+from .recording import canonical_json, diff_bodies, fingerprint
+from .runner import (
+    CaseResult,
+    RunContext,
+    actual_ceiling_error,
+    book,
+    list_ceiling_error,
+    price_response,
+)
 
 IMAGES_PATH = re.compile(r"/images/(generations|edits|variations)/?$")
+CHAT_PATH = re.compile(r"/chat/completions/?$")
 MARKER_FIX = "  what to do: lower n, size or quality, or raise max_cost in @pytest.mark.imagegen(max_cost=...)"
 REPLAY_KEY = "imagegen-replay"  # the placeholder key of the imagegen fixture's client
+LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
 #: (module, class, method, is_async) of the transports to wrap
 TRANSPORTS = (
     ("httpx", "HTTPTransport", "handle_request", False),
@@ -53,8 +71,58 @@ def is_images_request(method: str, path: str) -> bool:
     return method.upper() == "POST" and bool(IMAGES_PATH.search(path))
 
 
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
 def _raise(exc: BaseException) -> NoReturn:
     raise exc
+
+
+@dataclass(frozen=True)
+class FakeRoute:
+    """``--imagegen-fake-server``: every images and chat request goes to the fake server.
+
+    ``strict`` (tests marked ``imagegen``) also refuses, unsent, any other request
+    to a host that is not on this machine.
+    """
+
+    base_url: str  # the fake server's, ending in /v1
+
+    def apply(self, request: Any, abort: Callable[[BaseException], NoReturn], strict: bool) -> None:
+        url = request.url
+        path = str(url.path)
+        m = IMAGES_PATH.search(path) or CHAT_PATH.search(path)
+        if m is not None:
+            target = type(url)(self.base_url.rstrip("/") + m.group(0))
+            if url.query:
+                target = target.copy_with(query=url.query)
+            request.url = target
+            request.headers["Host"] = target.netloc.decode("ascii")
+            return
+        if strict and not is_loopback(str(url.host)):
+            abort(
+                CassetteError(
+                    f"{request.method} {url.scheme}://{url.host}{path} was not sent: with "
+                    "--imagegen-fake-server nothing may leave this machine (images and chat "
+                    "requests go to the fake server; this is neither)"
+                )
+            )
+
+
+@dataclass(eq=False)
+class Call:
+    """One logical images call: its attempts (the SDK's or our client's retries) share one
+    list cost, one budget reservation and one ledger line (SPEC §12)."""
+
+    body: dict[str, Any]
+    fingerprint: str
+    list_cost: float
+    reservation: Reservation | None = None
+    attempts: int = 0
+    in_flight: bool = False
+    maybe_billed: bool = False  # an attempt timed out or dropped after it was sent
+    last: str = "not sent (connection failed)"  # what the last failed attempt was
 
 
 @dataclass
@@ -62,10 +130,10 @@ class Pending:
     body: dict[str, Any]
     list_cost: float
     live: bool
-    reservation: Reservation | None = None
+    call: Call | None = None
 
 
-@dataclass
+@dataclass(repr=False)
 class Guard:
     """Per-test policy for image requests (record mode, ceiling, budget, ledger)."""
 
@@ -78,17 +146,23 @@ class Guard:
     max_cost: float | None
     ledger_root: Path
     abort: Callable[[BaseException], NoReturn] = _raise
+    route: FakeRoute | None = None
     used: set[str] = field(default_factory=set)  # fingerprints of bodies used by this run
     requests_meta: list[dict[str, Any]] = field(default_factory=list)
     recorded_meta: dict[str, Any] = field(default_factory=dict)
-    extra_secrets: list[str] = field(default_factory=list)
     last_live: bool | None = None  # whether the last images request went to the network
+    _open: dict[str, Call] = field(default_factory=dict)  # calls that may still be retried
+
+    def __repr__(self) -> str:
+        return f"Guard({self.result.nodeid!r}, mode={self.mode!r})"
 
     # -- shared by sync and async paths
     def before(self, request: Any, content: bytes) -> Pending | None:
         """Called before vcrpy sees ``request``; ``None`` for non-image requests."""
         from vcr.request import Request as VcrRequest
 
+        if self.route is not None:
+            self.route.apply(request, self.abort, strict=True)
         method, url = str(request.method), str(request.url)
         vcr_request = VcrRequest(method, url, content, dict(request.headers))
         playable = self.cassette.can_play_response_for(vcr_request)
@@ -107,14 +181,21 @@ class Guard:
                 raise TypeError
         except (ValueError, TypeError):
             self.abort(CassetteError(f"images request to {url} has no JSON body"))
+        digest = fingerprint(body)
+        self.used.add(digest)
+        self.last_live = not playable
+        retry = self._open.get(digest)
+        if not playable and retry is not None and not retry.in_flight:
+            retry.attempts += 1  # the same call again: noted, not charged again
+            retry.in_flight = True
+            self.result.attempts += 1
+            return Pending(body, retry.list_cost, live=True, call=retry)
         cost = self._price(body)
         self.result.list_cost = (self.result.list_cost or 0.0) + cost
         self._describe(body)
         if self.max_cost is not None and cost > self.max_cost:
             self.result.ceiling = "list"
             self.abort(list_ceiling_error(cost, self.max_cost, _summary(body), MARKER_FIX))
-        self.used.add(fingerprint(body))
-        self.last_live = not playable
         if playable:
             self._note_replay(body)
             return Pending(body, cost, live=False)
@@ -129,34 +210,40 @@ class Guard:
                     "OPENAI_API_KEY); nothing was sent"
                 )
             )
-        self.extra_secrets.append(key)
-        reservation = None
+        self.ctx.redactor.add(key)  # never written, never shown
+        call = Call(body, digest, cost, attempts=1, in_flight=True)
         if self.ctx.budget is not None:
             try:
-                reservation = self.ctx.budget.reserve(cost, self.result.nodeid)
+                call.reservation = self.ctx.budget.reserve(cost, self.result.nodeid)
             except ImagegenError as exc:
                 self.abort(exc)
-        return Pending(body, cost, live=True, reservation=reservation)
+        self._open[digest] = call
+        self.result.attempts += 1
+        return Pending(body, cost, live=True, call=call)
 
     def after(self, pending: Pending, status: int, content: bytes | None) -> None:
-        if not pending.live:
+        call = pending.call
+        if not pending.live or call is None:
+            return
+        call.in_flight = False
+        if status >= 400:
+            if status in RETRY_STATUSES and b"insufficient_quota" not in (content or b""):
+                call.last = f"api error {status}"  # may be retried: booked when it ends
+            else:
+                self._close(call, 0.0, f"api error {status}")
             return
         usage = None
-        if status < 400 and content:
+        if content:
             with contextlib.suppress(ValueError, AttributeError):
                 usage = json.loads(content).get("usage")
-        actual = 0.0
-        if status < 400:
-            model = str(pending.body.get("model") or "")
-            actual = self.ctx.prices.actual_cost(model, usage, pending.list_cost)
-        self._book(pending, actual, "ok" if status < 400 else f"api error {status}")
-        if status >= 400:
-            return
+        model = str(pending.body.get("model") or "")
+        actual = price_response(self.ctx, model, usage, pending.list_cost, self.result)
+        self._close(call, actual, "ok")
         self.result.actual_cost += actual
         self.result.cassette = "recorded"
         self.requests_meta.append(
             {
-                "request_sha256": fingerprint(pending.body),
+                "request_sha256": call.fingerprint,
                 "list_cost": pending.list_cost,
                 "actual_cost": actual,
                 "usage": usage,
@@ -166,23 +253,41 @@ class Guard:
             self.result.ceiling = "actual"
             self.abort(actual_ceiling_error(actual, self.max_cost, pending.list_cost, MARKER_FIX))
 
-    def failed(self, pending: Pending) -> None:
-        """The live request raised (timeout, dropped connection): booked at list cost."""
-        if pending.live:
-            self._book(pending, pending.list_cost, "error")
+    def failed(self, pending: Pending, exc: BaseException) -> None:
+        """The live request raised: never sent ($0) or an unknown outcome (list cost)."""
+        call = pending.call
+        if not pending.live or call is None:
+            return
+        call.in_flight = False
+        outcome = transport_outcome(exc)
+        if outcome == UNKNOWN:
+            call.maybe_billed = True
+            call.last = "unknown outcome, booked at list cost"
+        else:
+            call.last = "not sent (connection failed)"
 
-    def _book(self, pending: Pending, actual: float, outcome: str) -> None:
+    def finish(self) -> None:
+        """At the end of the test: book the calls whose last attempt failed."""
+        for call in list(self._open.values()):
+            if call.maybe_billed:
+                self._close(call, call.list_cost, "unknown outcome, booked at list cost")
+            else:
+                self._close(call, 0.0, call.last)
+
+    def _close(self, call: Call, actual: float, outcome: str) -> None:
+        self._open.pop(call.fingerprint, None)
         book(
             self.ctx,
-            pending.reservation,
+            call.reservation,
             actual,
             outcome,
             nodeid=self.result.nodeid,
             suite=self.result.suite,
             category=self.result.category,
-            body=pending.body,
-            list_cost=pending.list_cost,
+            body=call.body,
+            list_cost=call.list_cost,
             ledger_root=self.ledger_root,
+            attempts=call.attempts,
         )
 
     # -- helpers
@@ -293,6 +398,25 @@ def _nearest_changes(cassette: Any, body: Mapping[str, Any]) -> list[str]:
 # ------------------------------------------------------------------ patching
 
 
+def _masked(response: Any, content: bytes | None, guard: Guard) -> Any:
+    """An error answer that echoes an API key, with the key masked (the SDK's exception
+    message, the terminal and JUnit then never see it)."""
+    if not content or response.status_code < 400:
+        return response
+    text = content.decode("utf-8", "replace")
+    redactor = guard.ctx.redactor
+    if not redactor.find(text):
+        return response
+    skip = ("content-length", "content-encoding", "transfer-encoding")
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in skip]
+    return type(response)(
+        response.status_code,
+        headers=headers,
+        content=redactor.mask(text).encode("utf-8"),
+        extensions=dict(response.extensions),
+    )
+
+
 def _wrap(guard: Guard, original: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
     if is_async:
 
@@ -302,12 +426,12 @@ def _wrap(guard: Guard, original: Callable[..., Any], is_async: bool) -> Callabl
                 return await original(transport, request)
             try:
                 response = await original(transport, request)
-            except Exception:
-                guard.failed(pending)
+            except Exception as exc:
+                guard.failed(pending, exc)
                 raise
             content = await response.aread() if pending.live else None
             guard.after(pending, response.status_code, content)
-            return response
+            return _masked(response, content, guard)
 
         return handle_async
 
@@ -317,14 +441,37 @@ def _wrap(guard: Guard, original: Callable[..., Any], is_async: bool) -> Callabl
             return original(transport, request)
         try:
             response = original(transport, request)
-        except Exception:
-            guard.failed(pending)
+        except Exception as exc:
+            guard.failed(pending, exc)
             raise
         content = response.read() if pending.live else None
         guard.after(pending, response.status_code, content)
-        return response
+        return _masked(response, content, guard)
 
     return handle
+
+
+def _prehook(
+    check: Callable[[Any], None],
+) -> Callable[[Callable[..., Any], bool], Callable[..., Any]]:
+    """Transport wrappers that call ``check(request)`` before passing the request on."""
+
+    def make(original: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
+        if is_async:
+
+            async def handle_async(transport: Any, request: Any) -> Any:
+                check(request)
+                return await original(transport, request)
+
+            return handle_async
+
+        def handle(transport: Any, request: Any) -> Any:
+            check(request)
+            return original(transport, request)
+
+        return handle
+
+    return make
 
 
 @contextlib.contextmanager
@@ -360,30 +507,21 @@ def blocker(
 ) -> contextlib.AbstractContextManager[None]:
     """``--imagegen-block-network``: image requests from unmarked tests fail, unsent."""
 
-    def make(original: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
-        def check(request: Any) -> None:
-            if is_images_request(str(request.method), request.url.path):
-                abort(
-                    CassetteError(
-                        f"{nodeid} sent an images request ({request.url}) without "
-                        "@pytest.mark.imagegen; add the marker (or use the imagegen fixture) so "
-                        "the call is recorded, priced and replayed; nothing was sent "
-                        "(--imagegen-block-network)"
-                    )
+    def check(request: Any) -> None:
+        if is_images_request(str(request.method), request.url.path):
+            abort(
+                CassetteError(
+                    f"{nodeid} sent an images request ({request.url}) without "
+                    "@pytest.mark.imagegen; add the marker (or use the imagegen fixture) so "
+                    "the call is recorded, priced and replayed; nothing was sent "
+                    "(--imagegen-block-network)"
                 )
+            )
 
-        if is_async:
+    return patch_transports(_prehook(check))
 
-            async def handle_async(transport: Any, request: Any) -> Any:
-                check(request)
-                return await original(transport, request)
 
-            return handle_async
-
-        def handle(transport: Any, request: Any) -> Any:
-            check(request)
-            return original(transport, request)
-
-        return handle
-
-    return patch_transports(make)
+def rerouted(route: FakeRoute) -> contextlib.AbstractContextManager[None]:
+    """``--imagegen-fake-server`` for the whole session: images and chat requests of any
+    test (marked or not, whatever base URL its client names) go to the fake server."""
+    return patch_transports(_prehook(lambda request: route.apply(request, _raise, strict=False)))

@@ -3,21 +3,29 @@
 ``DIR/index.html`` has inline CSS and no script and no external asset; the
 images are copied to ``DIR/images/`` and linked relatively, so the directory
 can be zipped, uploaded as a CI artifact and opened anywhere. Every piece of
-text from a suite (prompts, ids, params) is HTML-escaped. Failures come first;
-a checkbox (pure CSS) hides everything else.
+text from a suite (prompts, ids, params) is HTML-escaped and masked for API
+keys. Failures come first; a checkbox (pure CSS) hides everything else.
+
+Only content-addressed images are copied: a file whose name is not
+``<sha256>.<ext>``, that is a symlink, or whose bytes do not hash to its
+name is never read into the report (a forged baseline cannot smuggle
+``/proc/self/environ`` in).
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .costs import format_usd
-from .recording import atomic_write
+from .files import IMAGE_EXTENSIONS, SHA256_RE, atomic_write, write_text
+
+if TYPE_CHECKING:
+    from .redact import Redactor
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d232a;background:#f6f7f9}
@@ -62,11 +70,20 @@ def _rank(r: Mapping[str, Any]) -> tuple[int, str]:
 
 
 def _copy(src: str, images: Path) -> str | None:
+    """Copy a content-addressed image into the report; ``None`` if it is not one."""
     source = Path(src)
+    digest, _, ext = source.name.partition(".")
+    if not SHA256_RE.fullmatch(digest) or ext not in IMAGE_EXTENSIONS:
+        return None
     target = images / source.name
     try:
         if not target.exists():
-            shutil.copyfile(source, target)
+            if source.is_symlink() or not source.is_file():
+                return None
+            data = source.read_bytes()
+            if hashlib.sha256(data).hexdigest() != digest:
+                return None
+            atomic_write(target, data)
     except OSError:
         return None
     return f"images/{_e(source.name)}"
@@ -128,8 +145,12 @@ def _case(r: Mapping[str, Any], images: Path) -> str:
     )
 
 
-def write(directory: Path, results: Sequence[Mapping[str, Any]]) -> Path:
+def write(
+    directory: Path, results: Sequence[Mapping[str, Any]], redactor: Redactor | None = None
+) -> Path:
     """Write ``directory/index.html`` (and copies of the images); return its path."""
+    if redactor is not None:
+        results = redactor.mask_data(list(results))
     images = directory / "images"
     images.mkdir(parents=True, exist_ok=True)
     ordered = sorted(results, key=_rank)
@@ -147,5 +168,5 @@ def write(directory: Path, results: Sequence[Mapping[str, Any]]) -> Path:
         f'<main id="cases">{body}</main></body></html>\n'
     )
     index = directory / "index.html"
-    atomic_write(index, page.encode("utf-8"))
+    write_text(index, page, redactor)
     return index

@@ -2,22 +2,28 @@
 
 ``<suites root>/.imagegen/ledger.jsonl`` grows by one line for each request
 that left the machine (time, nodeid, suite, category, prompt sha256, request
-parameters, list and actual cost, outcome). It is appended under a file lock,
-so pytest-xdist workers can share it. It never holds an API key: only the
-request's model, size, quality, n and pass-through params are written.
+parameters, list and actual cost, outcome, attempts, and ``server``:
+``live``, or ``fake`` for the built-in fake server of ``--imagegen-fake-server``,
+whose lines are shown apart and never count as spend). It is appended under a
+file lock, so pytest-xdist workers can share it. Every line is masked for API
+keys before it is written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .costs import format_usd
+
+if TYPE_CHECKING:
+    from .redact import Redactor
 
 LEDGER_DIR = ".imagegen"
 LEDGER_NAME = "ledger.jsonl"
@@ -40,6 +46,8 @@ def entry(
     list_cost: float | None,
     actual_cost: float,
     outcome: str,
+    server: str = "live",
+    attempts: int = 1,
 ) -> dict[str, Any]:
     """One ledger line for a request body (the prompt is stored as its sha256 only)."""
     params = {k: v for k, v in body.items() if k != "prompt"}
@@ -53,16 +61,17 @@ def entry(
         "list_cost": list_cost,
         "actual_cost": actual_cost,
         "outcome": outcome,
+        "attempts": attempts,
+        "server": server,
     }
 
 
-def append(path: Path, line: Mapping[str, Any], secrets: Iterable[str] = ()) -> None:
-    """Append one JSON line under a lock (never a line containing a secret)."""
+def append(path: Path, line: Mapping[str, Any], redactor: Redactor | None = None) -> None:
+    """Append one JSON line under a lock, every API key in it masked."""
     from .locks import file_lock
 
-    text = json.dumps(line, sort_keys=True, ensure_ascii=False)
-    if any(s and s in text for s in secrets):
-        return  # a key in a prompt or param: better no line than a leaked key
+    data = redactor.mask_data(line) if redactor else line
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path), path.open("a", encoding="utf-8") as handle:
         handle.write(text + "\n")
@@ -100,11 +109,22 @@ class Tally:
     def add(self, e: Mapping[str, Any]) -> None:
         self.prompts.add(str(e.get("prompt_sha256")))
         self.requests += 1
-        self.spend += float(e.get("actual_cost") or 0.0)
+        self.spend += money(e.get("actual_cost"))
 
     @property
     def iterations(self) -> int:
         return len(self.prompts)
+
+
+def money(value: Any) -> float:
+    """A USD amount read from the ledger (an untrusted file): bad values count as 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0.0
+    return float(value) if math.isfinite(value) else 0.0
+
+
+def is_fake(e: Mapping[str, Any]) -> bool:
+    return e.get("server") == "fake"
 
 
 def rollup(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Tally]]:
@@ -119,9 +139,22 @@ def rollup(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Tally]]:
 
 
 def render(entries: list[dict[str, Any]]) -> list[str]:
-    """The ``--imagegen-ledger`` table: per category, then per case."""
-    if not entries:
-        return ["no live requests recorded in the ledger yet"]
+    """The ``--imagegen-ledger`` table: per category, then per case; fake-server traffic
+    (``--imagegen-fake-server``) is listed apart and never added to spend."""
+    live = [e for e in entries if not is_fake(e)]
+    fake = [e for e in entries if is_fake(e)]
+    lines = _table(live) if live else ["no live requests recorded in the ledger yet"]
+    if fake:
+        priced = sum(money(e.get("list_cost")) for e in fake)
+        lines.append(
+            f"fake server (--imagegen-fake-server, not spend): {len(fake)} requests, "
+            f"{len({str(e.get('prompt_sha256')) for e in fake})} prompt versions, "
+            f"list-price equivalent {format_usd(priced)}"
+        )
+    return lines
+
+
+def _table(entries: list[dict[str, Any]]) -> list[str]:
     table = rollup(entries)
     width = max(len(n) for cases in table.values() for n in cases) + 2
     lines = [f"{'category / case':<{width}} {'iterations':>10} {'requests':>9} {'spend':>10}"]

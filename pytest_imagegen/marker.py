@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .guard import REPLAY_KEY, Guard, guarded
+from .guard import REPLAY_KEY, FakeRoute, Guard, guarded
 from .recording import ImageStore, Persister, new_meta, open_cassette, sanitize_id
 from .runner import CaseResult, RunContext, apply_drift
 
@@ -60,7 +60,8 @@ def recording_session(
     existed = cassette_path.is_file()
     node = result.nodeid
     fix = f"re-record it with `pytest --imagegen-record-mode=all {node}`"
-    persister = Persister(ImageStore(images_dir), ctx.secrets(), fix=fix, fresh=mode == "all")
+    persister = Persister(ImageStore(images_dir), ctx.redactor, fix=fix, fresh=mode == "all")
+    route = FakeRoute(ctx.settings.base_url) if ctx.settings.fake_server else None
     with open_cassette(cassette_path, persister, mode=mode, record_on_exception=True) as cassette:
         guard = Guard(
             ctx=ctx,
@@ -72,12 +73,14 @@ def recording_session(
             max_cost=max_cost,
             ledger_root=ledger_root,
             abort=abort,
+            route=route,
             recorded_meta=persister.loaded_meta,
         )
         try:
             with guarded(guard):
                 yield guard
         finally:
+            guard.finish()
             requests = guard.requests_meta
             persister.meta = new_meta(
                 nodeid=node,
@@ -85,7 +88,6 @@ def recording_session(
                 list_cost=sum(float(r.get("list_cost") or 0.0) for r in requests),
                 actual_cost=sum(float(r.get("actual_cost") or 0.0) for r in requests),
             )
-            persister.add_secrets(guard.extra_secrets)
             if mode == "new_episodes":
                 persister.keep = guard.used
 
@@ -96,6 +98,9 @@ class GeneratedImage:
 
     data: bytes
     revised_prompt: str | None = None
+
+    def __repr__(self) -> str:
+        return f"GeneratedImage(<{len(self.data)} bytes>, revised_prompt={self.revised_prompt!r})"
 
     @cached_property
     def image(self) -> Image:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DriftError
+from .files import UnsafePath, check_inside, image_path, image_ref_problem, shown
+
+HEX_RE = re.compile(r"[0-9a-f]{1,256}")
 
 BASELINE_FORMAT = 1
 #: imagehash functions and the parameters pytest-imagegen uses for them
@@ -125,12 +129,44 @@ def hash_algorithms(algorithms: Iterable[str]) -> list[str]:
     return sorted(set(DEFAULT_ALGORITHMS) | set(algorithms))
 
 
+def stored_image(images_dir: Path, image: Mapping[str, Any]) -> Path:
+    """The image file of a baseline entry; :class:`DriftError` if its name is forged or it
+    leads (through a symlink) outside the directory holding ``baselines``/``cassettes``."""
+    try:
+        path = image_path(images_dir, image.get("sha256"), image.get("ext", "png"))
+        check_inside(path, images_dir.parent.parent)
+    except UnsafePath as exc:
+        raise DriftError(
+            f"baseline image reference is damaged ({exc}); nothing was read. Accept the "
+            "current images again with --imagegen-update-baselines"
+        ) from None
+    return path
+
+
+def entry_problem(image: Any) -> str | None:
+    """Why one accepted-image entry of a baseline file cannot be used, or ``None``."""
+    if not isinstance(image, Mapping):
+        return "an image entry is not a mapping"
+    problem = image_ref_problem(image.get("sha256"), image.get("ext", "png"))
+    if problem:
+        return problem
+    hashes = image.get("hashes") or {}
+    if not isinstance(hashes, Mapping):
+        return "`hashes` is not a mapping"
+    for name, value in hashes.items():
+        if name not in ALGORITHMS:
+            return f"unknown hash algorithm {str(name)[:20]!r}"
+        if value and (not isinstance(value, str) or not HEX_RE.fullmatch(value)):
+            return f"{name} hash {str(value)[:40]!r} is not hex"
+    return None
+
+
 def complete_hashes(image: dict[str, Any], images_dir: Path) -> None:
     """Fill in the empty hashes of a baseline entry from its stored image file."""
     missing = [name for name, value in (image.get("hashes") or {}).items() if not value]
     if not missing:
         return
-    path = images_dir / f"{image['sha256']}.{image.get('ext', 'png')}"
+    path = stored_image(images_dir, image)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -151,26 +187,30 @@ class BaselineFile:
 
     @classmethod
     def load(cls, path: Path) -> BaselineFile:
+        fix = "restore it from version control, or delete it and accept again with --imagegen-update-baselines"
         try:
+            check_inside(path, path.parent.parent)
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return cls(path)
+        except UnsafePath as exc:
+            raise DriftError(f"baseline file {shown(path)} was not read: {exc}; {fix}") from None
         except (OSError, ValueError) as exc:
             raise DriftError(
-                f"baseline file {path} cannot be read ({exc}); restore it from version control "
-                "or delete it and accept again with --imagegen-update-baselines"
+                f"baseline file {shown(path)} is damaged: cannot be read ({exc}); {fix}"
             ) from None
         if not isinstance(raw, dict) or not isinstance(raw.get("cases"), dict):
             raise DriftError(
-                f"baseline file {path} is not a pytest-imagegen baseline (no `cases` mapping); "
-                "delete it and accept again with --imagegen-update-baselines"
+                f"baseline file {shown(path)} is damaged: not a pytest-imagegen baseline "
+                f"(no `cases` mapping); {fix}"
             )
-        out = cls(
-            path,
-            cases=raw["cases"],
-            algorithms=raw.get("algorithms") or {},
-            versions=raw.get("versions") or {},
-        )
+        algorithms, versions = raw.get("algorithms") or {}, raw.get("versions") or {}
+        if not isinstance(algorithms, dict) or not isinstance(versions, dict):
+            raise DriftError(
+                f"baseline file {shown(path)} is damaged: `algorithms` and `versions` must be "
+                f"mappings; {fix}"
+            )
+        out = cls(path, cases=raw["cases"], algorithms=algorithms, versions=versions)
         out.outdated = out._why_outdated()
         return out
 
@@ -186,10 +226,22 @@ class BaselineFile:
         return ", ".join(reasons) if reasons else None
 
     def images(self, case_id: str) -> list[dict[str, Any]] | None:
+        """The accepted images of ``case_id`` (validated), ``None`` when there are none."""
         entry = self.cases.get(case_id)
-        if not isinstance(entry, dict) or not entry.get("images"):
+        if entry is None:
             return None
-        return list(entry["images"])
+        images = entry.get("images") if isinstance(entry, dict) else None
+        problem = None if isinstance(images, list) else "`images` is not a list"
+        for number, image in enumerate(images or [], 1):
+            problem = problem or (
+                f"image {number}: {p}" if (p := entry_problem(image)) is not None else None
+            )
+        if problem:
+            raise DriftError(
+                f"baseline file {shown(self.path)} is damaged: case {case_id!r}: {problem}; "
+                f"accept the current images again with `pytest --imagegen-update-baselines`"
+            )
+        return list(images) if images else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -209,7 +261,7 @@ class HashSource:
         self._cache: dict[tuple[str, str], str] = {}
 
     def image_path(self, image: Mapping[str, Any]) -> Path:
-        return self.images_dir / f"{image['sha256']}.{image.get('ext', 'png')}"
+        return stored_image(self.images_dir, image)
 
     def hash(self, image: Mapping[str, Any], algorithm: str) -> str:
         stored = (image.get("hashes") or {}).get(algorithm)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +72,7 @@ class ImagegenState:
         self.worker_full_files: list[dict[str, list[str]]] = []
         self.finish_lines: list[str] = []
         self._profiles: dict[Path, Profiles] = {}
+        self.exit_stack = contextlib.ExitStack()  # undone at unconfigure
 
     @property
     def suite_dirs(self) -> tuple[Path, ...]:
@@ -163,19 +165,18 @@ class ImagegenState:
                 "new_total": self.cost_diff.new_total,
                 "change": self.cost_diff.change,
             }
+        redactor = self.ctx.redactor
         if self.report_path is not None:
-            report.write_json(self.report_path, report.json_report(self.results, extra))
+            report.write_json(self.report_path, report.json_report(self.results, extra), redactor)
         if self.markdown_path is not None or os.environ.get("GITHUB_STEP_SUMMARY"):
+            from .files import append_text, write_text
+
             text = report.markdown(self.results, self.cost_diff, self.cost_limit)
             if self.markdown_path is not None:
-                from .recording import atomic_write
-
-                self.markdown_path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(self.markdown_path, text.encode("utf-8"))
+                write_text(self.markdown_path, text, redactor)
             step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
             if step_summary:
-                with open(step_summary, "a", encoding="utf-8") as handle:
-                    handle.write(text)
+                append_text(Path(step_summary), text, redactor)
 
     def _finish_baselines(self) -> None:
         from . import drift
@@ -189,13 +190,13 @@ class ImagegenState:
         prune = full if self.settings.update_baselines else None
         if updates or prune:
             try:
-                self.finish_lines += drift.apply_updates(updates, prune)
+                self.finish_lines += drift.apply_updates(updates, prune, self.ctx.redactor)
             except ImagegenError as exc:
                 self.finish_lines.append(f"baselines NOT written: {exc}")
         if self.settings.html_dir is not None:
             from . import htmlreport
 
-            index = htmlreport.write(self.settings.html_dir, self.results)
+            index = htmlreport.write(self.settings.html_dir, self.results, self.ctx.redactor)
             self.finish_lines.append(f"visual review: {_relative(self.config, index)}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -206,12 +207,13 @@ class ImagegenState:
         from .report import gate_lines, summarize, terminal_lines
 
         terminalreporter.write_sep("-", "imagegen")
+        mask = self.ctx.redactor.mask
         if not estimating:
             for line in terminal_lines(summarize(self.results)):
                 terminalreporter.write_line(line)
             notes = dict.fromkeys(n for r in self.results for n in r.get("notes") or [])
             for line in [*notes, *self.finish_lines]:
-                terminalreporter.write_line(line)
+                terminalreporter.write_line(mask(line))
         if budget is not None and self.owns_budget:
             b = budget.snapshot()
             refused = int(b.get("refused", 0))
@@ -228,9 +230,30 @@ class ImagegenState:
             terminalreporter.write_line(f"cost report: {_relative(self.config, self.report_path)}")
         if self.fake_server is not None:
             terminalreporter.write_line(
-                "(--imagegen-fake-server: requests went to the built-in fake server; "
-                "figures are list prices, nothing was billed)"
+                "(--imagegen-fake-server: every images request of this session went to the "
+                "built-in fake server; nothing was billed, and the ledger keeps it apart)"
             )
+
+    def fail(self, exc: BaseException | str) -> NoReturn:
+        """Fail the running test with a plugin message: no traceback, no API key."""
+        pytest.fail(self.ctx.redactor.mask(str(exc)), pytrace=False)
+
+    def mask_report(self, report: pytest.TestReport | pytest.CollectReport) -> None:
+        """Last line of defence: no API key in what pytest prints or writes (-l, -vvv,
+        JUnit XML, captured output), whatever object's repr carried it."""
+        redactor = self.ctx.redactor
+        if not redactor:
+            return
+        longrepr = report.longrepr
+        if longrepr is not None:
+            text = str(longrepr)
+            if redactor.find(text):
+                report.longrepr = redactor.mask(text)
+        report.sections = [(name, redactor.mask(body)) for name, body in report.sections]
+        if isinstance(report, pytest.TestReport):
+            report.user_properties = [
+                (redactor.mask(str(k)), redactor.mask_data(v)) for k, v in report.user_properties
+            ]
 
 
 class XdistHooks:
@@ -288,9 +311,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--imagegen-fake-server",
         action="store_true",
         default=False,
-        help="send live requests to the built-in fake images server on 127.0.0.1 instead of "
-        "the real API (no key needed, nothing billed): for demos, trying suites and recording "
-        "example cassettes.",
+        help="send every images and chat request of the session (suites, the imagegen fixture, "
+        "and marked tests whatever base URL their client names) to the built-in fake images "
+        "server on 127.0.0.1 (no key needed, nothing billed; ledger lines marked fake): for "
+        "demos, trying suites and recording example cassettes.",
     )
     group.addoption(
         "--imagegen-budget",
@@ -502,9 +526,15 @@ def _build_state(config: pytest.Config) -> ImagegenState:
 
         state.fake_server = FakeImagesServer().start()
         state.settings = state.ctx.settings = dataclasses.replace(
-            settings, base_url=state.fake_server.url, base_url_source="--imagegen-fake-server"
+            settings,
+            base_url=state.fake_server.url,
+            base_url_source="--imagegen-fake-server",
+            fake_server=True,
         )
         state.ctx.environ = {**os.environ, "IMAGEGEN_API_KEY": "fake-server-key"}
+        from .guard import FakeRoute, rerouted
+
+        state.exit_stack.enter_context(rerouted(FakeRoute(state.fake_server.url)))
     return state
 
 
@@ -595,6 +625,7 @@ def _show_ledger(config: pytest.Config, session: pytest.Session) -> int:
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(state_key, None)
     if state is not None:
+        state.exit_stack.close()
         state.ctx.close()
         if state.owns_budget and state.ctx.budget is not None:
             state.ctx.budget.remove()
@@ -642,18 +673,24 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     outcome = yield
+    report = outcome.get_result()
+    state = get_state(item.config)
+    state.mask_report(report)
     result = getattr(item, "result", None) or item.stash.get(result_key, None)
     if call.when == "call" and result is not None and result.list_cost is not None:
-        report = outcome.get_result()
         result.outcome = report.outcome
-        report.imagegen = result.to_dict()
+        report.imagegen = state.ctx.redactor.mask_data(result.to_dict())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    outcome = yield
+    state = collector.config.stash.get(state_key, None)
+    if state is not None:
+        state.mask_report(outcome.get_result())
 
 
 result_key = pytest.StashKey["CaseResult"]()
-
-
-def _fail(exc: BaseException | str) -> NoReturn:
-    pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -669,19 +706,26 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
             return (yield)
         from .guard import blocker
 
-        with blocker(item.nodeid, _fail):
+        with blocker(item.nodeid, state.fail):
             return (yield)
     from .marker import recording_session, test_cassette_path, test_images_dir
 
     kwargs = dict(marker.kwargs) if marker else {}
     unknown = sorted(set(kwargs) - {"max_cost", "cassette"})
     if unknown:
-        _fail(
+        state.fail(
             f"@pytest.mark.imagegen: unknown argument {', '.join(unknown)}; allowed: max_cost, cassette"
         )
     max_cost = kwargs.get("max_cost", state.settings.default_max_cost)
-    if max_cost is not None and (not isinstance(max_cost, (int, float)) or max_cost <= 0):
-        _fail(f"@pytest.mark.imagegen: max_cost must be a number of USD > 0, got {max_cost!r}")
+    if max_cost is not None and (
+        isinstance(max_cost, bool)
+        or not isinstance(max_cost, (int, float))
+        or not math.isfinite(max_cost)
+        or max_cost <= 0
+    ):
+        state.fail(
+            f"@pytest.mark.imagegen: max_cost must be a finite number of USD > 0, got {max_cost!r}"
+        )
     result = item.stash.get(result_key, None) or _marker_result(item)  # the fixture's, if any
     item.stash[result_key] = result
     session = recording_session(
@@ -691,20 +735,23 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
         images_dir=test_images_dir(item.path),
         max_cost=max_cost,
         ledger_root=state.ctx.suites_root(item.path),
-        abort=_fail,
+        abort=state.fail,
     )
-    with session as guard:
-        fixture = getattr(item, "funcargs", {}).get("imagegen")
-        if fixture is not None:
-            fixture.guard = guard
-        try:
-            return (yield)
-        finally:
+    try:
+        with session as guard:
+            fixture = getattr(item, "funcargs", {}).get("imagegen")
             if fixture is not None:
-                fixture.guard = None
-            if result.list_cost is not None:
-                report_costs(item, result)
-            warn_drift(result)
+                fixture.guard = guard
+            try:
+                return (yield)
+            finally:
+                if fixture is not None:
+                    fixture.guard = None
+                if result.list_cost is not None:
+                    report_costs(item, result)
+                warn_drift(result)
+    except ImagegenError as exc:  # opening or saving the cassette: a message, no traceback
+        state.fail(exc)
 
 
 def _marker_result(item: pytest.Item) -> CaseResult:
@@ -741,5 +788,5 @@ def imagegen(request: pytest.FixtureRequest) -> Imagegen:
         module=node.path,
         test_name=node.name,
         result=result,
-        fail=_fail,
+        fail=state.fail,
     )

@@ -24,26 +24,27 @@ import base64
 import contextlib
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CassetteError
+from .files import IMAGE_EXTENSIONS, UnsafePath, atomic_write, check_inside, image_path, shown
+from .redact import Redactor
 
 if TYPE_CHECKING:
     from .client import Generation
 
 CASSETTE_FORMAT = 1
 MARKER = "imagegen-sha256:"
-MARKER_RE = re.compile(r"imagegen-sha256:([0-9a-f]{64})\.([a-z0-9]{1,5})")
+MARKER_RE = re.compile(r"imagegen-sha256:([0-9a-f]{64})\.(" + "|".join(IMAGE_EXTENSIONS) + ")")
 HEADER_RE = re.compile(rb"^# pytest-imagegen cassette; request sha256=([0-9a-f]{64})")
 SECRET_HEADERS = (
     "authorization",
+    "proxy-authorization",
     "api-key",
     "x-api-key",
     "openai-organization",
@@ -52,19 +53,10 @@ SECRET_HEADERS = (
     "set-cookie",
 )
 SECRET_QUERY_PARAMS = ("api-key", "api_key", "key", "access_token", "token")
-MIN_SECRET_LENGTH = 8
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
 # ---------------------------------------------------------------- paths / files
-
-
-def shown(path: Path) -> str:
-    """A path as users should read it: relative to the working directory when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def sanitize_id(case_id: str) -> str:
@@ -80,23 +72,6 @@ def suite_images_dir(suite_path: Path) -> Path:
     return suite_path.parent / "cassettes" / "images"
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; these are project files
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def image_extension(data: bytes) -> str:
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
@@ -109,30 +84,57 @@ def image_extension(data: bytes) -> str:
     return "bin"
 
 
+def owning_root(path: Path, folder: str = "cassettes") -> Path:
+    """The directory holding the ``cassettes`` (or ``baselines``) folder ``path`` is in."""
+    for parent in path.parents:
+        if parent.name == folder:
+            return parent.parent
+    return path.parent
+
+
 class ImageStore:
-    """Content-addressed image files shared by every cassette of a directory."""
+    """Content-addressed image files shared by every cassette of a directory.
+
+    The directory is ``<root>/cassettes/images``; no image is read through a
+    symlink that leads outside ``<root>``.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.root = owning_root(directory / "x")
 
     def put(self, data: bytes) -> str:
         """Store ``data`` once; return its reference ``<sha256>.<ext>``."""
         digest = hashlib.sha256(data).hexdigest()
         ref = f"{digest}.{image_extension(data)}"
         path = self.directory / ref
-        try:
-            if path.stat().st_size == len(data):
+        with contextlib.suppress(OSError):
+            if (
+                not path.is_symlink()
+                and path.stat().st_size == len(data)
+                and hashlib.sha256(path.read_bytes()).hexdigest() == digest
+            ):
                 return ref  # identical image already stored (dedup)
-        except FileNotFoundError:
-            pass
-        atomic_write(path, data)
+        atomic_write(path, data)  # missing, or damaged: (re)written
         return ref
 
+    def path(self, digest: object, ext: object) -> Path:
+        """The file of a (validated) image reference; :class:`UnsafePath` if forged."""
+        path = image_path(self.directory, digest, ext)
+        check_inside(path, self.root)
+        return path
+
     def get(self, digest: str, ext: str, *, cassette: Path, fix: str) -> bytes:
-        path = self.directory / f"{digest}.{ext}"
         try:
+            path = self.path(digest, ext)
             data = path.read_bytes()
+        except UnsafePath as exc:
+            raise CassetteError(
+                f"cassette {shown(cassette)} is damaged: an image reference is unsafe ({exc}); "
+                f"nothing was read; delete it and {fix}"
+            ) from None
         except FileNotFoundError:
+            path = self.directory / f"{digest}.{ext}"
             raise CassetteError(
                 f"image file {shown(path)} referenced by cassette {shown(cassette)} is missing; {fix}"
             ) from None
@@ -216,7 +218,10 @@ def load_yaml(path: Path, fix: str) -> dict[str, Any]:
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
+        check_inside(path, owning_root(path))
         data = yaml.load(path.read_bytes(), Loader=loader)
+    except UnsafePath as exc:
+        raise CassetteError(f"cassette {shown(path)} was not read: {exc}; {fix}") from None
     except FileNotFoundError:
         raise CassetteError(f"cassette {shown(path)} is missing; {fix}") from None
     except yaml.YAMLError as exc:
@@ -341,14 +346,13 @@ class Persister:
     def __init__(
         self,
         images: ImageStore,
-        secrets: Sequence[str],
+        secrets: Redactor | Iterable[str],
         *,
         fix: str,
         fresh: bool = False,
     ) -> None:
         self.images = images
-        self.secrets: list[str] = []
-        self.add_secrets(secrets)
+        self.redactor = secrets if isinstance(secrets, Redactor) else Redactor(secrets)
         self.fix = fix
         self.fresh = fresh
         self.meta: dict[str, Any] = {}
@@ -360,7 +364,7 @@ class Persister:
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
         """Values that must never be written (too short to search for reliably: skipped)."""
-        self.secrets.extend(s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH)
+        self.redactor.add(*secrets)
 
     # vcrpy calls these two
     def load_cassette(
@@ -488,13 +492,13 @@ class Persister:
         return response
 
     def _refuse_secrets(self, path: Path, text: str) -> None:
-        for secret in self.secrets:
-            if secret in text:
-                raise CassetteError(
-                    f"refused to write cassette {shown(path)}: it would contain the API key. "
-                    "Nothing was written. Pass the key only in the Authorization header "
-                    "(it is scrubbed), not in the URL, another header or the body."
-                )
+        found = self.redactor.find(text)
+        if found:
+            raise CassetteError(
+                f"refused to write cassette {shown(path)}: it would contain {found}. "
+                "Nothing was written. Pass the key only in the Authorization header "
+                "(it is scrubbed), not in the URL, another header or the body."
+            )
 
 
 # ------------------------------------------------------------------ vcr glue

@@ -12,10 +12,13 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .costs import format_usd
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .redact import Redactor
 
 REPORT_FORMAT = 1
 #: per-case fields of the JSON report (SPEC §5), in this order
@@ -111,11 +114,11 @@ def json_report(
     }
 
 
-def write_json(path: Path, report: Mapping[str, Any]) -> None:
-    from .recording import atomic_write
+def write_json(path: Path, report: Mapping[str, Any], redactor: Redactor | None = None) -> None:
+    from .files import write_text
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, (json.dumps(report, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+    data = redactor.mask_data(report) if redactor else report
+    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n", redactor)
 
 
 # ------------------------------------------------------------------- cost gate
@@ -235,8 +238,20 @@ def gate_lines(diff: CostDiff, limit: CostLimit | None) -> list[str]:
 # --------------------------------------------------------------------- Markdown
 
 
+#: characters that mean something to Markdown or HTML, written as numeric entities so
+#: text from a suite (a prompt, an id) can never open a code span, a link or an image
+_MD_SPECIAL = {ord(c): f"&#{ord(c)};" for c in "\\`*_{}[]()<>#+!|~&\"':"}
+
+
 def _md(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Plain text for a Markdown table cell: every special character as an entity."""
+    return " ".join(str(text).splitlines()).translate(_MD_SPECIAL)
+
+
+def _code(text: object) -> str:
+    """An id in a cell, shown in code font without a backtick code span (which a backtick
+    in the text would close)."""
+    return f"<code>{_md(text)}</code>"
 
 
 def markdown(
@@ -268,7 +283,7 @@ def markdown(
         )
         if rows:
             out += ["", "| case | change | old | new |", "|---|---|---:|---:|"]
-            out += [f"| `{_md(n)}` | {c} | {o} | {v} |" for n, c, o, v in rows]
+            out += [f"| {_code(n)} | {c} | {o} | {v} |" for n, c, o, v in rows]
         out.append("")
     ordered = sorted(results, key=lambda r: (r.get("outcome") != "failed", str(r.get("nodeid"))))
     out += [
@@ -279,7 +294,7 @@ def markdown(
     ]
     for r in ordered[:MARKDOWN_CASE_ROWS]:
         out.append(
-            f"| `{_md(r.get('nodeid'))}` | {_md(r.get('model'))} | {_md(r.get('size'))} "
+            f"| {_code(r.get('nodeid'))} | {_md(r.get('model'))} | {_md(r.get('size'))} "
             f"| {_md(r.get('quality') or 'auto')} | {r.get('n')} "
             f"| {format_usd(r.get('list_cost') or 0.0)} | {format_usd(r.get('actual_cost') or 0.0)} "
             f"| {_md(r.get('cassette'))} | {_md((r.get('drift') or {}).get('status') or '')} "

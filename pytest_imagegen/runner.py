@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from .costs import PriceTable, format_usd
 from .errors import APIError, CassetteError, CostCeilingError
 from .expectations import check_images
+from .files import shown
+from .redact import APIKey, Redactor, key_digest
 from .settings import KEY_ENV_VARS, Settings, find_api_key
 from .suite import CaseSpec
 
@@ -55,9 +57,14 @@ class CaseResult:
         return asdict(self)
 
 
-@dataclass
+@dataclass(repr=False)
 class RunContext:
-    """Per-session state shared by all cases of one process."""
+    """Per-session state shared by all cases of one process.
+
+    Its ``repr`` names no key and no environment variable: a context (or an
+    object holding one, like the ``imagegen`` fixture) may appear in a
+    traceback printed with ``-l``. Clients are cached by a hash of their key.
+    """
 
     settings: Settings
     prices: PriceTable
@@ -65,33 +72,49 @@ class RunContext:
     budget: SessionBudget | None = None
     baselines: dict[Path, Any] = field(default_factory=dict)  # loaded baseline files
     _clients: dict[str, ImagesClient] = field(default_factory=dict)
+    _redactor: Redactor = field(default_factory=Redactor)
 
-    def client(self, key: str | None = None) -> ImagesClient:
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"RunContext(base_url={s.base_url!r}, record_mode={s.record_mode!r})"
+
+    def client(self, key: str | APIKey | None = None) -> ImagesClient:
         """The images client for ``key``, by default the environment's (raises if none)."""
         from .client import ImagesClient
 
         if key is None:
-            _, key = find_api_key(self.environ)
-        if key not in self._clients:
+            _, found = find_api_key(self.environ)
+            key = APIKey(found)
+        if not isinstance(key, APIKey):
+            key = APIKey(key)
+        if key.digest not in self._clients:
             s = self.settings
-            self._clients[key] = ImagesClient(
-                s.base_url, key, timeout=s.timeout, max_retries=s.max_retries, backoff=s.backoff
+            self._clients[key.digest] = ImagesClient(
+                s.base_url,
+                key,
+                timeout=s.timeout,
+                max_retries=s.max_retries,
+                backoff=s.backoff,
+                redactor=self.redactor,
             )
-        return self._clients[key]
+        return self._clients[key.digest]
 
     def replay_client(self) -> ImagesClient:
         """A client for replays: no key, no retries (nothing reaches the network)."""
         from .client import ImagesClient
 
-        if "" not in self._clients:
-            self._clients[""] = ImagesClient(
-                self.settings.base_url, "imagegen-replay", max_retries=0
+        name = key_digest("")
+        if name not in self._clients:
+            self._clients[name] = ImagesClient(
+                self.settings.base_url, "imagegen-replay", max_retries=0, redactor=self.redactor
             )
-        return self._clients[""]
+        return self._clients[name]
 
-    def secrets(self) -> list[str]:
-        """Every API key value set in the environment: none may reach a file."""
-        return [v for name in KEY_ENV_VARS if (v := self.environ.get(name, "").strip())]
+    @property
+    def redactor(self) -> Redactor:
+        """Masks every API key of the environment (and any a test's client sent)."""
+        self._redactor.add(*(self.environ.get(name) for name in KEY_ENV_VARS))
+        return self._redactor
 
     def close(self) -> None:
         for client in self._clients.values():
@@ -128,6 +151,7 @@ class Charge:
     """What one live request cost; set ``actual`` once the response is in."""
 
     actual: float | None = None
+    attempts: int = 1
 
 
 @contextlib.contextmanager
@@ -154,14 +178,17 @@ def paid_request(
     try:
         yield charge
     except APIError as exc:
-        outcome = f"api error {exc.status or ''}".strip()
+        outcome = exc.ledger_outcome()
+        charge.attempts = exc.attempts
+        if charge.actual is None and not exc.maybe_billed:
+            charge.actual = 0.0  # answered with an error, or never sent: not billed
         raise
     except BaseException:
-        outcome = "error"
+        outcome = "unknown outcome, booked at list cost"  # e.g. interrupted mid-request
         raise
     finally:
         if charge.actual is None:
-            charge.actual = 0.0 if outcome.startswith("api error") else list_cost
+            charge.actual = list_cost
         book(
             ctx,
             reservation,
@@ -173,6 +200,7 @@ def paid_request(
             body=body,
             list_cost=list_cost,
             ledger_root=ledger_root,
+            attempts=charge.attempts,
         )
 
 
@@ -188,6 +216,7 @@ def book(
     body: Mapping[str, Any],
     list_cost: float,
     ledger_root: Path,
+    attempts: int = 1,
 ) -> None:
     """After a live request: settle its budget reservation and write its ledger line."""
     from . import ledger
@@ -202,8 +231,10 @@ def book(
         list_cost=list_cost,
         actual_cost=actual,
         outcome=outcome,
+        server="fake" if ctx.settings.fake_server else "live",
+        attempts=attempts,
     )
-    ledger.append(ledger.ledger_path(ledger_root), line, ctx.secrets())
+    ledger.append(ledger.ledger_path(ledger_root), line, ctx.redactor)
 
 
 def new_result(spec: CaseSpec, nodeid: str) -> CaseResult:
@@ -314,7 +345,7 @@ def replay(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix:
         if type(exc).__name__ != "CannotOverwriteExistingCassetteException":
             raise
         raise CassetteError(
-            f"cassette {recording.shown(path)} has no response for this request, and replay never sends "
+            f"cassette {shown(path)} has no response for this request, and replay never sends "
             f"requests; {fix}"
         ) from None
     result.cassette = "replayed"
@@ -329,7 +360,7 @@ def record(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix:
     body = spec.request_body()
     persister = recording.Persister(
         recording.ImageStore(recording.suite_images_dir(spec.path)),
-        ctx.secrets(),
+        ctx.redactor,
         fix=fix,
         fresh=True,
     )
@@ -348,8 +379,8 @@ def record(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix:
         recording.open_cassette(path, persister, record=True),
     ):
         generation = client.generate(body)
-        result.attempts = generation.attempts
-        actual = ctx.prices.actual_cost(spec.model, generation.usage, list_cost)
+        result.attempts = charge.attempts = generation.attempts
+        actual = price_response(ctx, spec.model, generation.usage, list_cost, result)
         result.cassette, result.actual_cost = "live", actual  # paid, even if saving fails
         charge.actual = actual
         persister.meta = recording.new_meta(
@@ -363,11 +394,24 @@ def record(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix:
     return generation
 
 
+def price_response(
+    ctx: RunContext, model: str, usage: Any, list_cost: float, result: CaseResult
+) -> float:
+    """Actual cost of a 2xx answer; unreadable usage is booked at list cost, with a note."""
+    priced = ctx.prices.price_usage(model, usage, list_cost)
+    if priced.problem:
+        result.notes.append(
+            f"{result.nodeid}: the response's usage cannot be priced ({priced.problem}); "
+            f"booked at list cost {format_usd(list_cost)}"
+        )
+    return priced.cost
+
+
 def settle(spec: CaseSpec, ctx: RunContext, result: CaseResult, generation: Generation) -> None:
     """Actual cost of a live call and the after-the-fact ceiling check."""
     result.actual_cost = ctx.prices.actual_cost(
         spec.model, generation.usage, result.list_cost or 0.0
-    )
+    )  # noted when recorded (price_response)
     if result.max_cost is not None and result.actual_cost > result.max_cost:
         result.ceiling = "actual"
         raise actual_ceiling_error(result.actual_cost, result.max_cost, result.list_cost)

@@ -33,6 +33,7 @@ class Settings:
     )
     update_baselines: str | None = None  # "replace" | "add" with --imagegen-update-baselines
     html_dir: Path | None = None
+    fake_server: bool = False  # --imagegen-fake-server: traffic is never real spend
 
 
 def resolve_base_url(

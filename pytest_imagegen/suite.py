@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -456,9 +457,12 @@ def _build_spec(
 
     max_cost = v.get("max_cost")
     if max_cost is not None and (
-        isinstance(max_cost, bool) or not isinstance(max_cost, (int, float)) or max_cost <= 0
+        isinstance(max_cost, bool)
+        or not isinstance(max_cost, (int, float))
+        or not math.isfinite(max_cost)
+        or max_cost <= 0
     ):
-        bad("max_cost", f"must be a number of USD greater than 0, got {max_cost!r}")
+        bad("max_cost", f"must be a finite number of USD greater than 0, got {max_cost!r}")
 
     params = v.get("params") or {}
     if not isinstance(params, dict):

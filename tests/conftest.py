@@ -23,6 +23,12 @@ from pytest_imagegen.fakeserver import FakeImagesServer
 from pytest_imagegen.settings import KEY_ENV_VARS
 
 httpx.Client().close()  # loads httpx's lazy httpcore exception map
+with contextlib.suppress(ImportError):  # openai >= 3 talks through httpx2: the same applies
+    import httpcore2  # noqa: F401
+    import httpx2
+    import openai  # noqa: F401
+
+    httpx2.Client().close()
 imagehash.phash(PIL.Image.new("RGB", (8, 8)))  # loads scipy's FFT, which cannot load twice
 imagehash.whash(PIL.Image.new("RGB", (8, 8)))  # and PyWavelets
 with contextlib.suppress(ImportError):  # its pytest plugin imports it at every run's summary

@@ -229,7 +229,10 @@ def test_json_markdown_step_summary_and_junit(
     assert 0 < case["actual_cost"] <= case["list_cost"]
     assert report["summary"]["recorded"] == 1
     md = (project.path / "out/report.md").read_text()
-    assert "| `prompt_suites/s.yaml::kite` | gpt-image-2 | 256x256 | low | 1 |" in md
+    assert (
+        "| <code>prompt&#95;suites/s.yaml&#58;&#58;kite</code> | gpt-image-2 | 256x256 | low | 1 |"
+        in md
+    )
     assert "| recorded | accepted | passed |" in md
     assert step.read_text() == "# earlier step\n" + md
     props = {
@@ -374,8 +377,9 @@ def test_ledger_tracks_iterations_requests_and_spend(
     first = lines[0]
     assert set(first) == {
         "time", "nodeid", "suite", "category", "prompt_sha256", "params",
-        "list_cost", "actual_cost", "outcome",
+        "list_cost", "actual_cost", "outcome", "attempts", "server",
     }  # fmt: skip
+    assert first["server"] == "live" and first["attempts"] == 1
     assert first["params"] == {"model": "gpt-image-2", "n": 1, "size": "256x256", "quality": "low"}
     assert CANARY_KEY not in (project.path / LEDGER).read_text()
     spend = sum(float(e["actual_cost"]) for e in lines)  # type: ignore[arg-type]

@@ -251,7 +251,7 @@ def test_connection_refused_fails_clearly(
     result = project.runpytest(ALL)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*images request failed after 2 attempt(s): ConnectError*check the base URL*"]
+        ["*images request could not connect after 2 attempt(s): ConnectError*check the base URL*"]
     )
     assert DEAD_URL  # the autouse fixture points here
 
