@@ -52,12 +52,12 @@ class CustomSizes:
     min_edge: int
 
     def problem(self, w: int, h: int) -> str | None:
+        if max(w, h) > self.max_long_edge or min(w, h) > self.max_short_edge:
+            return f"too large: at most {self.max_long_edge}x{self.max_short_edge} (either orientation)"
+        if min(w, h) < self.min_edge:
+            return f"too small: the shorter edge must be at least {self.min_edge}"
         if w % self.multiple_of or h % self.multiple_of:
             return f"both edges must be multiples of {self.multiple_of}"
-        if min(w, h) < self.min_edge:
-            return f"the shorter edge must be at least {self.min_edge}"
-        if max(w, h) > self.max_long_edge or min(w, h) > self.max_short_edge:
-            return f"at most {self.max_long_edge}x{self.max_short_edge} (either orientation)"
         if max(w, h) / min(w, h) > self.max_ratio:
             return f"the aspect ratio must be at most {self.max_ratio:g}:1"
         return None

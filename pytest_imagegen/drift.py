@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import perceptual
-from .errors import DriftError
+from .errors import DriftError, command
 from .files import shown, write_text
 from .recording import ImageStore, image_extension
 
@@ -124,7 +124,7 @@ def check(
             message=(
                 f"no accepted baseline for {nodeid} in {shown(baseline_file)}; look at the images "
                 f"(--imagegen-html=DIR) and accept them with "
-                f"`pytest --imagegen-update-baselines {nodeid}`"
+                f"{command('--imagegen-update-baselines', nodeid)}"
             ),
         )
     drifted = any(d.over for d in drifts)
@@ -133,13 +133,21 @@ def check(
     message = None
     if drifted:
         review = f"{html_dir / 'index.html'}" if html_dir else "run again with --imagegen-html=DIR"
+        accepted_for = baseline.prompt_sha256(key)
+        other_prompt = (
+            ["  the baseline was accepted for another prompt: the prompt changed since, so a "
+             "new look may be intended"]
+            if accepted_for and accepted_for != perceptual.sha256(prompt.encode("utf-8"))
+            else []
+        )  # fmt: skip
         message = "\n".join(
             [
                 f"visual drift from the accepted baseline ({shown(baseline_file)}, key {key!r}): "
                 "distance to the nearest accepted image, per algorithm",
                 *perceptual.describe(drifts, thresholds),
+                *other_prompt,
                 f"  review: {review}",
-                f"  accept if intended: pytest --imagegen-update-baselines {nodeid}",
+                f"  accept if intended: {command('--imagegen-update-baselines', nodeid)}",
             ]
         )
     return DriftCheck(status, data, note=note, message=message)

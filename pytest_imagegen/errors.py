@@ -7,6 +7,13 @@ messages as they are, without an internal traceback.
 
 from __future__ import annotations
 
+import shlex
+
+
+def command(options: str, nodeid: str) -> str:
+    """A command line to suggest, the node id quoted for any shell (``[`` globs in zsh)."""
+    return f"`pytest {options} {shlex.quote(nodeid)}`"
+
 
 class ImagegenError(Exception):
     """Base class: a problem the user can act on; shown without a traceback."""

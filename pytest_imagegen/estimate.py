@@ -65,16 +65,21 @@ def render(est: Estimate, *, per_case: bool = True) -> list[str]:
     lines: list[str] = []
     if per_case and est.rows:
         width = min(max(len(r.nodeid) for r in est.rows), 90)
-        for r in est.rows:
-            s = r.spec
+        settings = [
+            f"{r.spec.model} {r.spec.size} {r.spec.quality or 'auto'} n={r.spec.n}"
+            for r in est.rows
+        ]
+        setting_width = max(map(len, settings))
+        price_width = max(len(format_usd(r.list_cost)) for r in est.rows)
+        for r, setting in zip(est.rows, settings, strict=True):
             note = (
                 f"  over max_cost {format_usd(r.over_ceiling)}: would fail before sending"
                 if r.over_ceiling is not None
                 else ""
             )
             lines.append(
-                f"{r.nodeid:<{width}}  {s.model} {s.size} {s.quality or 'auto'} n={s.n}  "
-                f"{format_usd(r.list_cost)}  cassette: {r.cassette}{note}"
+                f"{r.nodeid:<{width}}  {setting:<{setting_width}}  "
+                f"{format_usd(r.list_cost):>{price_width}}  cassette: {r.cassette}{note}"
             )
         lines.append("")
     over = sum(1 for r in est.rows if r.over_ceiling is not None)

@@ -31,8 +31,9 @@ def inspect_image(data: bytes) -> DecodedInfo:
         raise ExpectationError(f"an image in the response cannot be decoded: {exc}") from None
 
 
-def check_images(expect: Expect, images: Sequence[bytes]) -> list[DecodedInfo]:
-    """Raise :class:`ExpectationError` listing every unmet expectation."""
+def check_images(expect: Expect, images: Sequence[bytes], fix: str = "") -> list[DecodedInfo]:
+    """Raise :class:`ExpectationError` listing every unmet expectation (``fix``: how to
+    re-record, said when an image does not decode)."""
     problems: list[str] = []
     if len(images) != expect.count:
         problems.append(f"expect.count: expected {expect.count} image(s), got {len(images)}")
@@ -41,7 +42,10 @@ def check_images(expect: Expect, images: Sequence[bytes]) -> list[DecodedInfo]:
         try:
             info = inspect_image(data)
         except ExpectationError as exc:
-            problems.append(f"image {index}: {exc}")
+            problems.append(
+                f"image {index}: {exc} (the API answered 200 with an image that does not "
+                f"decode){'; ' + fix if fix else ''}"
+            )
             continue
         infos.append(info)
         got = f"{info.width}x{info.height}"

@@ -61,6 +61,24 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def writable_problem(path: Path, *, directory: bool = False) -> str | None:
+    """Why ``path`` (a file, or with ``directory`` a folder) cannot be written, or ``None``.
+
+    Checked when the session starts, so a bad report path is a usage error instead of a
+    crash at the end that loses the summary. Creates the folder, as writing would.
+    """
+    folder = path if directory else path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return f"cannot write to {folder}: {exc.strerror or exc}"
+    if not directory and path.is_dir():
+        return f"{path} is a directory; name a file"
+    return None
+
+
 def write_text(path: Path, text: str, redactor: Redactor | None) -> None:
     """Atomically write a report-like text file, every API key in it masked."""
     atomic_write(path, (redactor.mask(text) if redactor else text).encode("utf-8"))

@@ -40,6 +40,7 @@ from .errors import (
     CostCeilingError,
     ImagegenError,
     MissingAPIKeyError,
+    command,
     transport_outcome,
 )
 from .files import shown
@@ -52,6 +53,7 @@ from .runner import (
     list_ceiling_error,
     price_response,
 )
+from .suite import request_params
 
 IMAGES_PATH = re.compile(r"/images/(generations|edits|variations)/?$")
 CHAT_PATH = re.compile(r"/chat/completions/?$")
@@ -319,7 +321,7 @@ class Guard:
         r.quality = body.get("quality")
         r.n = int(body.get("n") or 1)
         r.prompt = str(body.get("prompt") or "")
-        r.request = {k: v for k, v in body.items() if k != "prompt"}
+        r.request = request_params(body)
 
     def _note_replay(self, body: Mapping[str, Any]) -> None:
         if self.result.cassette in ("none", "missing"):
@@ -339,8 +341,8 @@ class Guard:
     def _record_hint(self) -> str:
         node = self.result.nodeid
         if self.existed:
-            return f"re-record it with `pytest --imagegen-record-mode=new_episodes {node}`"
-        return f"record it with `pytest --imagegen-record-mode=once {node}`"
+            return f"re-record it with {command('--imagegen-record-mode=new_episodes', node)}"
+        return f"record it with {command('--imagegen-record-mode=once', node)}"
 
     def _refuse(self, body: Mapping[str, Any], cost: float) -> NoReturn:
         node = self.result.nodeid
@@ -349,7 +351,7 @@ class Guard:
             self.abort(
                 CassetteError(
                     f"no cassette for {node}; record it with "
-                    f"`pytest --imagegen-record-mode=once {node}` (estimated cost {format_usd(cost)})"
+                    f"{command('--imagegen-record-mode=once', node)} (estimated cost {format_usd(cost)})"
                 )
             )
         self.result.cassette = "stale"
@@ -360,7 +362,7 @@ class Guard:
                 f"stale cassette for {node}: this images request is not in "
                 f"{shown(self.cassette_path)}; compared with the nearest recorded request:\n"
                 f"{lines}\n"
-                f"  re-record it with `pytest --imagegen-record-mode=new_episodes {node}` "
+                f"  re-record it with {command('--imagegen-record-mode=new_episodes', node)} "
                 f"(estimated cost {format_usd(cost)})"
             )
         )

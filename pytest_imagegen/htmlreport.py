@@ -134,10 +134,15 @@ def _case(r: Mapping[str, Any], images: Path) -> str:
         caption = f"current image {i}" + (f": {', '.join(parts)}" if parts else "")
         current_figs.append(_figure(_copy(str(img.get("path")), images), caption))
     current = "".join(current_figs) or '<p class="none">no images (the test failed before)</p>'
+    revised = "".join(
+        f'<p class="prompt revised">revised by the API: {_e(p)}</p>'
+        for p in r.get("revised_prompts") or []
+        if p
+    )
     return (
         f'<section class="case {cls}" data-status="{_e(cls)}">'
         f'<h2>{_e(r.get("nodeid"))}</h2><span class="status">{_e(label)}</span>'
-        f'<p class="prompt">{_e(r.get("prompt") or "")}</p>'
+        f'<p class="prompt">{_e(r.get("prompt") or "")}</p>{revised}'
         f'<table class="params">{rows}</table>'
         f'<div class="images"><div class="column baseline"><h3>baseline</h3>{baseline_figs}</div>'
         f'<div class="column current"><h3>current</h3>{current}</div></div>'

@@ -10,41 +10,17 @@ import pytest
 
 from .errors import ImagegenError
 from .runner import CaseResult, new_result, run_case
+from .session import display_path, get_state, report_costs, warn_drift
 from .suite import CaseSpec, load_suite
 
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 
-def display_path(config: pytest.Config, path: os.PathLike[str]) -> str:
-    try:
-        return os.path.relpath(path, config.invocation_params.dir)
-    except ValueError:
-        return os.fspath(path)
-
-
-def report_costs(item: pytest.Item, result: CaseResult) -> None:
-    """JUnit XML properties (--junitxml), also carried to the xdist controller."""
-    item.user_properties.append(("list_cost", result.list_cost))
-    item.user_properties.append(("actual_cost", result.actual_cost))
-
-
-def warn_drift(result: CaseResult) -> None:
-    """``--imagegen-drift=warn``: the drift message as a warning of the test."""
-    if result.warning:
-        import warnings
-
-        from .errors import DriftWarning
-
-        warnings.warn(DriftWarning(result.warning), stacklevel=2)
-
-
 class SuiteFile(pytest.File):
     """A YAML prompt suite; each (matrix-expanded) case becomes a :class:`CaseItem`."""
 
     def collect(self) -> Iterator[CaseItem]:
-        from .plugin import get_state
-
         state = get_state(self.config)
         suite = load_suite(
             self.path,
@@ -52,12 +28,20 @@ class SuiteFile(pytest.File):
             display=display_path(self.config, self.path),
             check_case=state.profile_check(self.path),
         )
+        from .errors import SuiteError
         from .perceptual import baseline_path
 
-        state.suite_files[self.nodeid] = (
-            str(baseline_path(self.path)),
-            [spec.id for spec in suite.cases],
-        )
+        baseline = str(baseline_path(self.path))
+        for nodeid, (other, _) in state.suite_files.items():
+            if other == baseline and nodeid != self.nodeid:
+                raise SuiteError(
+                    [
+                        f"{display_path(self.config, self.path)}: shares its cassette folder "
+                        f"cassettes/{self.path.stem}/ and baseline file baselines/"
+                        f"{self.path.stem}.json with {nodeid}; rename one of the two files"
+                    ]
+                )
+        state.suite_files[self.nodeid] = (baseline, [spec.id for spec in suite.cases])
         for spec in suite.cases:
             yield CaseItem.from_parent(self, name=spec.id, spec=spec)
 
@@ -82,8 +66,6 @@ class CaseItem(pytest.Item):
             self.extra_keyword_matches.add(spec.category)
 
     def runtest(self) -> None:
-        from .plugin import get_state
-
         state = get_state(self.config)
         self.result = result = new_result(self.spec, self.nodeid)
         try:

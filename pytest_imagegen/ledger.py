@@ -50,7 +50,9 @@ def entry(
     attempts: int = 1,
 ) -> dict[str, Any]:
     """One ledger line for a request body (the prompt is stored as its sha256 only)."""
-    params = {k: v for k, v in body.items() if k != "prompt"}
+    from .suite import request_params
+
+    params = request_params(body)
     return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "nodeid": nodeid,

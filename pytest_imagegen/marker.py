@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .errors import command
+from .files import shown
 from .guard import REPLAY_KEY, FakeRoute, Guard, guarded
 from .recording import ImageStore, Persister, new_meta, open_cassette, sanitize_id
 from .runner import CaseResult, RunContext, apply_drift
@@ -26,14 +30,65 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 
+def marker_options(
+    kwargs: dict[str, Any], default_max_cost: float | None
+) -> tuple[float | None, str | None]:
+    """``max_cost`` and ``cassette`` of ``@pytest.mark.imagegen(...)``, validated."""
+    from .errors import ConfigError
+
+    unknown = sorted(set(kwargs) - {"max_cost", "cassette"})
+    if unknown:
+        raise ConfigError(
+            f"@pytest.mark.imagegen: unknown argument {', '.join(unknown)}; allowed: max_cost, cassette"
+        )
+    max_cost = kwargs.get("max_cost", default_max_cost)
+    if max_cost is not None and (
+        isinstance(max_cost, bool)
+        or not isinstance(max_cost, (int, float))
+        or not math.isfinite(max_cost)
+        or max_cost <= 0
+    ):
+        raise ConfigError(
+            f"@pytest.mark.imagegen: max_cost must be a finite number of USD > 0, got {max_cost!r}"
+        )
+    cassette = kwargs.get("cassette")
+    if cassette is not None and (not isinstance(cassette, str) or not cassette.strip()):
+        raise ConfigError(
+            f"@pytest.mark.imagegen: cassette must be a file name (str), got {cassette!r}"
+        )
+    return (float(max_cost) if max_cost is not None else None), cassette
+
+
+#: marked tests' cassettes end so, beside pytest-recording's ``<test>.yaml`` (which its
+#: ``--record-mode=rewrite`` deletes)
+TEST_SUFFIX = ".imagegen.yaml"
+
+
 def test_cassette_path(module: Path, test_name: str, cassette: str | None = None) -> Path:
-    """``<module dir>/cassettes/<module stem>/<test name>.yaml``, or the marker's ``cassette``."""
+    """``<module dir>/cassettes/<module stem>/<test name>.imagegen.yaml``, or the marker's
+    ``cassette`` (relative to ``<module dir>/cassettes``)."""
     if cassette:
         path = Path(cassette)
         if path.suffix not in (".yaml", ".yml"):
-            path = path.with_name(path.name + ".yaml")
+            path = path.with_name(sanitize_id(path.name) + ".yaml")
         return path if path.is_absolute() else module.parent / "cassettes" / path
-    return module.parent / "cassettes" / module.stem / f"{sanitize_id(test_name)}.yaml"
+    return module.parent / "cassettes" / module.stem / f"{sanitize_id(test_name)}{TEST_SUFFIX}"
+
+
+def migrate_cassette(path: Path) -> str | None:
+    """Move an imagegen cassette from the name used before ``.imagegen.yaml`` (which
+    pytest-recording shares) to ``path``; a note for the summary when one was moved."""
+    from .recording import read_fingerprint
+
+    if not path.name.endswith(TEST_SUFFIX) or path.exists():
+        return None
+    old = path.with_name(path.name[: -len(TEST_SUFFIX)] + ".yaml")
+    if not read_fingerprint(old):  # missing, or not one of ours (pytest-recording's)
+        return None
+    os.replace(old, path)
+    return (
+        f"moved imagegen cassette {shown(old)} to {shown(path)} (pytest-recording uses that name)"
+    )
 
 
 def test_images_dir(module: Path) -> Path:
@@ -57,9 +112,12 @@ def recording_session(
 ) -> Iterator[Guard]:
     """The test's cassette and guard, open for the duration of the test call."""
     mode = ctx.settings.record_mode
+    moved = migrate_cassette(cassette_path)
+    if moved:
+        result.notes.append(moved)
     existed = cassette_path.is_file()
     node = result.nodeid
-    fix = f"re-record it with `pytest --imagegen-record-mode=all {node}`"
+    fix = f"re-record it with {command('--imagegen-record-mode=all', node)}"
     persister = Persister(ImageStore(images_dir), ctx.redactor, fix=fix, fresh=mode == "all")
     route = FakeRoute(ctx.settings.base_url) if ctx.settings.fake_server else None
     with open_cassette(cassette_path, persister, mode=mode, record_on_exception=True) as cassette:
@@ -186,6 +244,7 @@ class Imagegen:
         except ImagegenError as exc:
             self.fail(str(exc))
         live = bool(self.guard.last_live)
+        self.result.revised_prompts.extend(generation.revised_prompts)
         list_cost = self.ctx.prices.list_cost(model, size, quality, n, prompt).total
         return ImageResult(
             images=[GeneratedImage(i.data, i.revised_prompt) for i in generation.images],

@@ -243,6 +243,12 @@ class BaselineFile:
             )
         return list(images) if images else None
 
+    def prompt_sha256(self, case_id: str) -> str | None:
+        """The sha256 of the prompt the accepted images of ``case_id`` were made from."""
+        entry = self.cases.get(case_id)
+        value = entry.get("prompt_sha256") if isinstance(entry, dict) else None
+        return value if isinstance(value, str) else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": BASELINE_FORMAT,

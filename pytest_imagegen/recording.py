@@ -21,6 +21,7 @@ YAML that references them.
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import hashlib
 import json
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import CassetteError
+from .errors import APIError, CassetteError
 from .files import IMAGE_EXTENSIONS, UnsafePath, atomic_write, check_inside, image_path, shown
 from .redact import Redactor
 
@@ -59,9 +60,37 @@ _SAFE_ID = re.compile(r"[^A-Za-z0-9._=-]+")
 # ---------------------------------------------------------------- paths / files
 
 
+#: longest file stem derived from an id (file systems allow 255 bytes; the temp file of an
+#: atomic write adds a prefix and a suffix)
+MAX_STEM = 120
+
+
 def sanitize_id(case_id: str) -> str:
-    """A case id as a file name: ``app-icon[quality=low]`` -> ``app-icon_quality=low``."""
-    return _SAFE_ID.sub("_", case_id).strip("_") or "case"
+    """A case id as a file stem: ``app-icon[quality=low]`` -> ``app-icon_quality=low``.
+
+    An id that leaves nothing usable (``.``, ``..``, only symbols) or is too long for a
+    file name gets a short hash of the whole id instead, so every id can be stored.
+    Two ids can still meet on one stem (``a`` and ``_a``): callers detect that
+    (:func:`colliding`) and say so before anything is sent.
+    """
+    safe = _SAFE_ID.sub("_", case_id).strip("_")
+    if safe.strip(".") and len(safe) <= MAX_STEM:
+        return safe
+    digest = hashlib.sha256(case_id.encode("utf-8")).hexdigest()[:12]
+    head = safe.strip(".")[: MAX_STEM - 13].rstrip("._-")
+    return f"{head or 'case'}-{digest}"
+
+
+def colliding(ids: Iterable[str]) -> list[tuple[str, str, str]]:
+    """(first id, second id, stem) for ids that would share one file stem."""
+    seen: dict[str, str] = {}
+    out = []
+    for case_id in ids:
+        stem = sanitize_id(case_id)
+        if stem in seen and seen[stem] != case_id:
+            out.append((seen[stem], case_id, stem))
+        seen.setdefault(stem, case_id)
+    return out
 
 
 def suite_cassette_path(suite_path: Path, case_id: str) -> Path:
@@ -213,6 +242,15 @@ def read_fingerprint(path: Path) -> str | None:
     return m.group(1).decode() if m else ""
 
 
+def damaged(path: Path, what: str, fix: str) -> CassetteError:
+    """The one message for a cassette that cannot be used as it is."""
+    return CassetteError(f"cassette {shown(path)} is damaged: {what}; delete it and {fix}")
+
+
+#: what reading a damaged file can raise besides our own errors
+DAMAGE = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
+
+
 def load_yaml(path: Path, fix: str) -> dict[str, Any]:
     import yaml
 
@@ -228,11 +266,13 @@ def load_yaml(path: Path, fix: str) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise CassetteError(
-            f"cassette {shown(path)} is not valid YAML ({where}{what}); delete it and {fix}"
+        raise damaged(path, f"not valid YAML ({where}{what})", fix) from None
+    except (*DAMAGE, RecursionError, UnicodeDecodeError) as exc:  # e.g. a bad !!timestamp
+        raise damaged(
+            path, f"unreadable YAML ({type(exc).__name__}: {str(exc)[:80]})", fix
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
-        raise CassetteError(f"cassette {shown(path)} is not a vcrpy cassette; delete it and {fix}")
+        raise damaged(path, "not a vcrpy cassette (no `interactions` list)", fix)
     return data
 
 
@@ -249,10 +289,11 @@ def cassette_state(path: Path, body: Mapping[str, Any], fix: str) -> CassetteSta
     if not isinstance(old, dict):
         old = {}
         for interaction in data["interactions"]:
-            req = interaction.get("request") or {}
-            if req.get("method") == "POST":
-                with contextlib.suppress(ValueError, TypeError):
-                    old = json.loads(req.get("body") or "{}")
+            req = interaction.get("request") if isinstance(interaction, dict) else None
+            if isinstance(req, dict) and req.get("method") == "POST":
+                with contextlib.suppress(*DAMAGE):
+                    loaded = json.loads(req.get("body") or "{}")
+                    old = loaded if isinstance(loaded, dict) else {}
                 break
     changes = diff_bodies(old, body) or ["the request differs from the recorded one"]
     return CassetteState("stale", changes, meta if isinstance(meta, dict) else {})
@@ -268,6 +309,17 @@ def replay_generation(
     ``imagegen`` meta. ``None`` when the cassette has no interaction for
     ``body`` (the caller then takes the vcrpy path, which explains the problem).
     """
+    try:
+        return _replay_generation(path, body, images, fix)
+    except (*DAMAGE, binascii.Error) as exc:
+        raise damaged(path, f"its response cannot be read ({type(exc).__name__})", fix) from None
+    except APIError as exc:  # the recorded payload is not an images result
+        raise damaged(path, str(exc), fix) from None
+
+
+def _replay_generation(
+    path: Path, body: Mapping[str, Any], images: ImageStore, fix: str
+) -> tuple[Generation, dict[str, Any]] | None:
     from .client import generation_from_payload
 
     data = load_yaml(path, fix)
@@ -306,7 +358,7 @@ def replay_generation(
         b64 = item.get("b64_json")
         if b64:
             raw = stored(b64, index)
-            return (raw if raw is not None else base64.b64decode(b64)), "b64_json"
+            return (raw if raw is not None else base64.b64decode(b64, validate=True)), "b64_json"
         download = requests.get(str(item.get("url")))
         if download is not None:
             raw = stored((download["response"].get("body") or {}).get("string"), index)
@@ -383,11 +435,10 @@ class Persister:
         for interaction in data["interactions"]:
             try:
                 requests.append(Request._from_dict(interaction["request"]))
-                responses.append(self._restore(interaction["response"], path))
-            except (KeyError, TypeError) as exc:
-                raise CassetteError(
-                    f"cassette {shown(path)} has a malformed interaction ({exc}); "
-                    f"delete it and {self.fix}"
+                responses.append(self._restore(dict(interaction["response"]), path))
+            except DAMAGE as exc:
+                raise damaged(
+                    path, f"a malformed interaction ({type(exc).__name__}: {exc})", self.fix
                 ) from None
         return requests, responses
 
@@ -533,10 +584,11 @@ def open_cassette(
         before_record_response=_scrub_response,
     )
     recorder.register_matcher("imagegen_body", body_matcher)
+    # register_persister: honoured by every vcrpy (use_cassette(persister=) only from 9.1)
+    recorder.register_persister(persister)
     return recorder.use_cassette(
         str(path),
         record_mode=mode or ("all" if record else "none"),
-        persister=persister,
         allow_playback_repeats=False,
         # suites: a failed call leaves no (partial) cassette; tests' own code: what was
         # recorded before the test failed is kept (it was paid for)

@@ -25,7 +25,7 @@ REPORT_FORMAT = 1
 CASE_FIELDS = (
     "nodeid", "suite", "category", "model", "size", "quality", "n",
     "list_cost", "actual_cost", "max_cost", "cassette", "saved", "ceiling",
-    "drift", "outcome",
+    "drift", "outcome", "revised_prompts",
 )  # fmt: skip
 MARKDOWN_CASE_ROWS = 200
 EPSILON = 1e-9
@@ -41,6 +41,7 @@ class Summary:
     replayed: int = 0
     recorded: int = 0
     missing: int = 0
+    stale: int = 0
     ceiling_failures: int = 0
     drift_failures: int = 0
     drift_warnings: int = 0
@@ -62,8 +63,10 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> Summary:
             s.replayed += 1
         elif status == "recorded":
             s.recorded += 1
-        elif status in ("missing", "stale"):
+        elif status == "missing":
             s.missing += 1
+        elif status == "stale":
+            s.stale += 1
         if r.get("ceiling"):
             s.ceiling_failures += 1
         drift_status = (r.get("drift") or {}).get("status")
@@ -81,7 +84,7 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> Summary:
 def terminal_lines(s: Summary) -> list[str]:
     lines = [
         f"cases: {s.cases}  replayed: {s.replayed}  recorded: {s.recorded}  "
-        f"live: {s.live}  no cassette: {s.missing}",
+        f"live: {s.live}  no cassette: {s.missing}" + (f"  stale: {s.stale}" if s.stale else ""),
         f"spent: {format_usd(s.spent)}  live-equivalent: {format_usd(s.list_cost)}  "
         f"saved by replay: {format_usd(s.saved)}",
     ]
@@ -263,10 +266,10 @@ def markdown(
     out = [
         "## pytest-imagegen",
         "",
-        "| cases | replayed | recorded | live | no cassette | spent | live-equivalent "
+        "| cases | replayed | recorded | live | no cassette | stale | spent | live-equivalent "
         "| saved by replay | ceiling failures | drift failures |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {s.cases} | {s.replayed} | {s.recorded} | {s.live} | {s.missing} "
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {s.cases} | {s.replayed} | {s.recorded} | {s.live} | {s.missing} | {s.stale} "
         f"| {format_usd(s.spent)} | {format_usd(s.list_cost)} | {format_usd(s.saved)} "
         f"| {s.ceiling_failures} | {s.drift_failures} |",
         "",
@@ -300,6 +303,12 @@ def markdown(
             f"| {_md(r.get('cassette'))} | {_md((r.get('drift') or {}).get('status') or '')} "
             f"| {_md(r.get('outcome'))} |"
         )
+    revised = [
+        (r, p) for r in ordered[:MARKDOWN_CASE_ROWS] for p in r.get("revised_prompts") or [] if p
+    ]
+    if revised:
+        out += ["", "### Revised prompts", "", "| case | revised by the API |", "|---|---|"]
+        out += [f"| {_code(r.get('nodeid'))} | {_md(p)} |" for r, p in revised]
     if len(ordered) > MARKDOWN_CASE_ROWS:
         out.append(
             f"\n... and {len(ordered) - MARKDOWN_CASE_ROWS} more cases (see the JSON report)"

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .costs import PriceTable, format_usd
-from .errors import APIError, CassetteError, CostCeilingError
+from .errors import APIError, CassetteError, CostCeilingError, command
 from .expectations import check_images
 from .files import shown
 from .redact import APIKey, Redactor, key_digest
 from .settings import KEY_ENV_VARS, Settings, find_api_key
-from .suite import CaseSpec
+from .suite import CaseSpec, request_params
 
 if TYPE_CHECKING:
     from .budget import Reservation, SessionBudget
@@ -52,6 +52,7 @@ class CaseResult:
     baseline_updates: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     warning: str | None = None
+    revised_prompts: list[str | None] = field(default_factory=list)  # per image, from the API
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -248,7 +249,7 @@ def new_result(spec: CaseSpec, nodeid: str) -> CaseResult:
         quality=spec.quality,
         n=spec.n,
         prompt=spec.prompt,
-        request={k: v for k, v in body.items() if k != "prompt"},
+        request=request_params(body),
     )
 
 
@@ -294,7 +295,7 @@ def describe(spec: CaseSpec) -> str:
 
 
 def _fix_hint(nodeid: str) -> str:
-    return f"re-record it with `pytest --imagegen-record-mode=all {nodeid}`"
+    return f"re-record it with {command('--imagegen-record-mode=all', nodeid)}"
 
 
 def obtain(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
@@ -313,7 +314,7 @@ def obtain(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
         result.cassette = "missing"
         raise CassetteError(
             f"no cassette for {result.nodeid}; record it with "
-            f"`pytest --imagegen-record-mode=once {result.nodeid}` (estimated cost {cost})"
+            f"{command('--imagegen-record-mode=once', result.nodeid)} (estimated cost {cost})"
         )
     if state.status == "stale" and mode in ("none", "once"):
         result.cassette = "stale"
@@ -321,7 +322,7 @@ def obtain(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
         raise CassetteError(
             f"stale cassette for {result.nodeid}: the case changed since {path.name} was "
             f"recorded:\n{changed}\n"
-            f"  re-record it with `pytest --imagegen-record-mode=new_episodes {result.nodeid}` "
+            f"  re-record it with {command('--imagegen-record-mode=new_episodes', result.nodeid)} "
             f"(estimated cost {cost})"
         )
     return record(spec, ctx, result, path, fix)
@@ -341,9 +342,11 @@ def replay(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix:
     try:
         with recording.open_cassette(path, persister, record=False):
             generation = ctx.replay_client().generate(spec.request_body())
+    except CassetteError:
+        raise
     except Exception as exc:
         if type(exc).__name__ != "CannotOverwriteExistingCassetteException":
-            raise
+            raise recording.damaged(path, f"replay failed ({type(exc).__name__})", fix) from None
         raise CassetteError(
             f"cassette {shown(path)} has no response for this request, and replay never sends "
             f"requests; {fix}"
@@ -424,7 +427,8 @@ def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
     if result.cassette != "replayed":
         settle(spec, ctx, result, generation)
     images = [image.data for image in generation.images]
-    check_images(spec.expect, images)
+    result.revised_prompts = generation.revised_prompts
+    check_images(spec.expect, images, fix=_fix_hint(result.nodeid))
     check_drift(spec, ctx, result, images, [image.sha256 for image in generation.images])
     return generation
 

@@ -87,6 +87,11 @@ class CaseSpec:
         return body
 
 
+def request_params(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A request body without its prompt: what reports and the ledger show as parameters."""
+    return {k: v for k, v in body.items() if k != "prompt"}
+
+
 @dataclass
 class Suite:
     name: str
@@ -139,6 +144,38 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
 
 
 _LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+
+
+#: values a suite may expand to (YAML aliases repeat values without repeating text: a
+#: "billion laughs" file of a few hundred bytes would otherwise hang the run)
+MAX_VALUES = 200_000
+
+
+def expanded_size(data: Any, limit: int = MAX_VALUES) -> int:
+    """How many values ``data`` holds once every alias is written out (stops past ``limit``)."""
+    memo: dict[int, int] = {}
+
+    def size(value: Any) -> int:
+        key = id(value)
+        if key in memo:
+            return memo[key]
+        memo[key] = limit + 1  # a value that contains itself is too large
+        total = 1
+        children = (
+            [x for pair in value.items() for x in pair]
+            if isinstance(value, dict)
+            else value
+            if isinstance(value, list)
+            else ()
+        )
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        memo[key] = total
+        return total
+
+    return size(data)
 
 
 def parse_yaml(text: str | bytes) -> tuple[Any, list[tuple[Any, int]]]:
@@ -235,6 +272,13 @@ def load_suite(
         ) from None
     except yaml.YAMLError as exc:
         raise SuiteError([f"{display}: YAML syntax error: {exc}"]) from None
+    if expanded_size(raw) > MAX_VALUES:
+        raise SuiteError(
+            [
+                f"{display}:1: the file expands to more than {MAX_VALUES:,} values through YAML "
+                "aliases (*name); write the repeated values out, or use fewer nested aliases"
+            ]
+        )
     for key, line in duplicates:
         problems.add(line, None, str(key), "key appears twice in the same mapping; keep one")
 
@@ -300,6 +344,17 @@ def load_suite(
         problems.add(
             1, dup, "matrix", "matrix expands to the same id twice; remove repeated values"
         )
+    from .recording import colliding
+
+    lines = {c.id: c.line for c in suite.cases}
+    for first, second, stem in colliding(dict.fromkeys(ids)):
+        problems.add(
+            lines[second], second, "id",
+            f"would be stored in the same cassette file as case {first!r} "
+            f"(cassettes/{path.stem}/{stem}.yaml): the ids differ only in characters a file "
+            "name cannot hold; rename one (for matrix values: make them differ in letters "
+            "or digits)",
+        )  # fmt: skip
     if problems.items:
         raise SuiteError(problems.items)
     return suite
@@ -421,7 +476,10 @@ def _build_spec(
             bad("model", str(exc) + did_you_mean(model, prices.models))
 
     size = v.get("size", DEFAULT_SIZE)
-    if not isinstance(size, str) or (size != AUTO and parse_size(size) is None):
+    if isinstance(size, (int, float)) and not isinstance(size, bool):
+        bad("size", f"YAML read this as the number {size!r} (0x… is a hexadecimal number in YAML, "
+            "1024 a plain one), not a size; write WxH, e.g. 1024x1024, or auto")  # fmt: skip
+    elif not isinstance(size, str) or (size != AUTO and parse_size(size) is None):
         bad("size", f"{size!r} is not a size; write WxH, e.g. 1024x1024, or auto")
     elif model_prices is not None:
         why = model_prices.size_problem(size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,13 @@ imagehash.phash(PIL.Image.new("RGB", (8, 8)))  # loads scipy's FFT, which cannot
 imagehash.whash(PIL.Image.new("RGB", (8, 8)))  # and PyWavelets
 with contextlib.suppress(ImportError):  # its pytest plugin imports it at every run's summary
     import hypothesis  # noqa: F401
+
+#: tests that run pytester with ``-n``: skipped, with the reason shown, without pytest-xdist
+needs_xdist = pytest.mark.skipif(
+    importlib.util.find_spec("xdist") is None,
+    reason="needs pytest-xdist (pip install -e '.[test]' installs it)",
+)
+XDIST_2 = pytest.param(["-n", "2"], marks=needs_xdist, id="xdist")
 
 # Requests that escape a test's own fake server land here: a closed loopback
 # port, so a mistake can never reach a real (paid) API.

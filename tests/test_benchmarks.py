@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import needs_xdist
+
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
@@ -21,8 +23,8 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
          ["speed-up vs pytest-recording (per case)", "pytest-imagegen / floor (per case)"]),
         ("footprint.py", ["--cases", "4", "--size", "256x256"],
          ["on disk / raw ", "on disk / raw (duplicates stored once)"]),
-        ("record_scale.py", ["--cases", "4", "--latency", "0.2", "--workers", "2"],
-         ["speed-up -n 2 vs -n 0 (wall time)"]),
+        pytest.param("record_scale.py", ["--cases", "4", "--latency", "0.2", "--workers", "2"],
+                     ["speed-up -n 2 vs -n 0 (wall time)"], marks=needs_xdist),
         ("estimate_scale.py", ["--sizes", "20", "40", "--files", "2", "--rounds", "1"],
          ["estimate / collection (worst size)", "estimate memory per extra case"]),
     ],

@@ -20,7 +20,7 @@ from pytest_imagegen import recording
 from pytest_imagegen.errors import CassetteError
 from pytest_imagegen.fakeserver import FakeImagesServer
 
-from .conftest import CANARY_KEY, write_suite
+from .conftest import CANARY_KEY, needs_xdist, write_suite
 
 SUITE = """
     defaults: {{size: 256x256, quality: low}}
@@ -322,7 +322,7 @@ def test_unparsable_cassette_is_a_clear_error(recorded: pytest.Pytester) -> None
     result = recorded.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["cassette *kite.yaml is not valid YAML*delete it and re-record it with*"]
+        ["cassette *kite.yaml is damaged: not valid YAML*delete it and re-record it with*"]
     )
 
 
@@ -486,6 +486,7 @@ def test_interrupted_recording_leaves_only_complete_files(
 # -------------------------------------------------------------------- xdist
 
 
+@needs_xdist
 def test_record_and_replay_under_xdist(
     project: pytest.Pytester, live_env: FakeImagesServer
 ) -> None:

@@ -12,7 +12,7 @@ from pytest_imagegen.costs import PriceTable
 from pytest_imagegen.fakeserver import FakeImagesServer
 from pytest_imagegen.report import CostDiff, parse_cost_limit
 
-from .conftest import CANARY_KEY, write_suite
+from .conftest import CANARY_KEY, XDIST_2, needs_xdist, write_suite
 
 PRICES = PriceTable.load()
 ONCE = "--imagegen-record-mode=once"
@@ -87,6 +87,7 @@ def test_list_ceiling_applies_in_replay_before_anything_else(
 # ------------------------------------------------------------------- budget
 
 
+@needs_xdist
 def test_budget_holds_across_four_workers(
     project: pytest.Pytester, live_env: FakeImagesServer
 ) -> None:
@@ -165,7 +166,7 @@ def _three_states(project: pytest.Pytester, live_env: FakeImagesServer) -> None:
     live_env.reset()
 
 
-@pytest.mark.parametrize("xdist", [[], ["-n", "2"]])
+@pytest.mark.parametrize("xdist", [[], XDIST_2])
 def test_estimate_prints_costs_and_sends_nothing(
     project: pytest.Pytester, live_env: FakeImagesServer, xdist: list[str]
 ) -> None:
@@ -178,7 +179,7 @@ def test_estimate_prints_costs_and_sends_nothing(
     result.stdout.fnmatch_lines(
         [
             "*imagegen estimate*",
-            "prompt_suites/s.yaml::fresh  * gpt-image-2 256x256 low n=1  $0.00*  cassette: fresh",
+            "prompt_suites/s.yaml::fresh  * gpt-image-2 256x256 low n=1 * $0.00*  cassette: fresh",
             "prompt_suites/s.yaml::stale  * cassette: stale",
             "prompt_suites/s.yaml::missing * n=2 * cassette: missing",
             "prompt_suites/s.yaml::pricey * $0.2110  cassette: missing  over max_cost $0.0500*",
@@ -189,6 +190,8 @@ def test_estimate_prints_costs_and_sends_nothing(
         ]
     )
     assert "passed" not in result.stdout.str().splitlines()[-1]
+    rows = [line for line in result.stdout.lines if "cassette: " in line]
+    assert len({line.index("$") for line in rows}) == 1  # prices in one column
     assert "failed" not in result.stdout.str()
 
 
@@ -220,6 +223,7 @@ def test_json_markdown_step_summary_and_junit(
     assert list(case) == [
         "nodeid", "suite", "category", "model", "size", "quality", "n", "list_cost",
         "actual_cost", "max_cost", "cassette", "saved", "ceiling", "drift", "outcome",
+        "revised_prompts",
     ]  # fmt: skip
     assert case["nodeid"] == "prompt_suites/s.yaml::kite"
     assert case["category"] == "kites"
@@ -243,6 +247,7 @@ def test_json_markdown_step_summary_and_junit(
     assert float(props["actual_cost"]) == pytest.approx(case["actual_cost"])
 
 
+@needs_xdist
 def test_report_under_xdist_has_every_case_once(
     project: pytest.Pytester, live_env: FakeImagesServer
 ) -> None:

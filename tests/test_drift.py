@@ -16,7 +16,7 @@ from pytest_imagegen.fakeserver import encode_picture, render_picture
 from pytest_imagegen.perceptual import BaselineFile, HashSource, accept_images, compare
 from pytest_imagegen.recording import ImageStore
 
-from .conftest import write_suite
+from .conftest import needs_xdist, write_suite
 
 ONCE = "--imagegen-record-mode=once"
 ALL = "--imagegen-record-mode=all"
@@ -121,7 +121,7 @@ def test_changed_picture_fails_with_distances_then_update_accepts(
             "visual drift from the accepted baseline (prompt_suites/baselines/s.json, key 'kite'):*",
             "  image 1: phash * > 10, colorhash * 4  DRIFTED",
             "  review: run again with --imagegen-html=DIR",
-            "  accept if intended: pytest --imagegen-update-baselines prompt_suites/s.yaml::kite",
+            "  accept if intended: `pytest --imagegen-update-baselines prompt_suites/s.yaml::kite`",
             "visual drift failures: 1  drift warnings: 0",
         ]
     )
@@ -246,7 +246,7 @@ def _three(project: pytest.Pytester) -> None:
     "args, pruned",
     [
         ([], True),
-        (["-n", "2"], True),
+        pytest.param(["-n", "2"], True, marks=needs_xdist, id="xdist"),
         (["-k", "not b"], False),
         (["prompt_suites/s.yaml::a", "prompt_suites/s.yaml::b"], True),
         (["prompt_suites/s.yaml::a"], False),
@@ -274,6 +274,7 @@ def test_update_does_not_prune_a_suite_that_failed_to_collect(
     assert sorted(baseline_json(project)["cases"]) == ["a", "b", "c"]
 
 
+@needs_xdist
 def test_update_under_xdist_writes_every_case(project: pytest.Pytester, live_env) -> None:  # type: ignore[no-untyped-def]
     cases = "\n".join(f'  - {{id: c{i}, prompt: "p{i}"}}' for i in range(6))
     write_suite(project, "s", f"defaults: {{size: 256x256, quality: low}}\ncases:\n{cases}\n")

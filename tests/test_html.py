@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -46,10 +47,13 @@ def browser() -> Iterator[object]:
     chromium = _find("chromium", "chromium-browser", "google-chrome")
     driver_path = _find("chromedriver")
     if not chromium or not driver_path:
-        pytest.fail(
-            "this test needs Chromium and ChromeDriver: `apt-get install chromium chromium-driver` "
-            "(.ci/run installs them)"
+        why = (
+            "this test needs Chromium and ChromeDriver: `apt-get install chromium "
+            "chromium-driver` (.ci/run installs them)"
         )
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(why)  # CI must really drive the browser
+        pytest.skip(why)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

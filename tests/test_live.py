@@ -208,8 +208,8 @@ def test_transient_failures_are_retried(
 
 
 def test_timeout_is_retried(project: pytest.Pytester, live_env: FakeImagesServer) -> None:
-    project.makeini("[pytest]\nimagegen_backoff = 0.01\nimagegen_timeout = 0.3\n")
-    live_env.inject({"delay": 1.0})
+    project.makeini("[pytest]\nimagegen_backoff = 0.01\nimagegen_timeout = 1\n")
+    live_env.inject({"delay": 3.0})
     small_suite(project)
     project.runpytest(ALL).assert_outcomes(passed=1)
     assert live_env.requests == 2

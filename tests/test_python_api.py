@@ -10,10 +10,10 @@ import pytest
 
 from pytest_imagegen.fakeserver import FakeImagesServer
 
-from .conftest import CANARY_KEY
+from .conftest import CANARY_KEY, needs_xdist
 
 ONCE = "--imagegen-record-mode=once"
-CASSETTE = Path("cassettes/test_images/test_logo.yaml")
+CASSETTE = Path("cassettes/test_images/test_logo.imagegen.yaml")
 
 OPENAI_TEST = """
 import asyncio, os
@@ -116,7 +116,11 @@ def test_async_openai_and_plain_httpx_clients(
     project.runpytest(ONCE).assert_outcomes(passed=3)
     assert live_env.requests == 3
     names = sorted(p.name for p in (project.path / "cassettes/test_images").iterdir())
-    assert names == ["test_async_openai.yaml", "test_httpx_async.yaml", "test_httpx_sync.yaml"]
+    assert names == [
+        "test_async_openai.imagegen.yaml",
+        "test_httpx_async.imagegen.yaml",
+        "test_httpx_sync.imagegen.yaml",
+    ]
     live_env.reset()
     result = project.runpytest()
     result.assert_outcomes(passed=3)
@@ -318,9 +322,10 @@ def test_fixture_needs_no_marker_and_refuses_live_calls_without_a_key(
     assert live_env.requests == 0
     monkeypatch.setenv("IMAGEGEN_API_KEY", CANARY_KEY)
     project.runpytest(ONCE).assert_outcomes(passed=1)
-    assert (project.path / "cassettes/test_images/test_plain.yaml").is_file()
+    assert (project.path / "cassettes/test_images/test_plain.imagegen.yaml").is_file()
 
 
+@needs_xdist
 def test_marked_tests_under_xdist(project: pytest.Pytester, live_env: FakeImagesServer) -> None:
     tests = "\n".join(
         f"""

@@ -265,13 +265,13 @@ def test_proxy_authorization_is_scrubbed_and_encoded_keys_refused(
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
         [
-            "*refused to write cassette*test_base64_in_body.yaml: it would contain the API key "
+            "*refused to write cassette*test_base64_in_body.imagegen.yaml: it would contain the API key "
             "(base64-encoded)*",
-            "*refused to write cassette*test_urlencoded_in_body.yaml: it would contain the API "
+            "*refused to write cassette*test_urlencoded_in_body.imagegen.yaml: it would contain the API "
             "key (URL-encoded)*",
         ]
     )
-    cassette = project.path / "cassettes/test_images/test_proxy.yaml"
+    cassette = project.path / "cassettes/test_images/test_proxy.imagegen.yaml"
     assert "roxy-" not in cassette.read_text()
     assert files_leaking(project.path, skip=("test_images.py",)) == []
     assert files_leaking(project.path, skip=("test_images.py",), key=SPECIAL_KEY) == []
@@ -520,7 +520,7 @@ def test_fake_server_option_covers_marked_tests_with_their_own_client(
             "*every images request of this session went to the built-in fake server*",
         ]
     )
-    assert (project.path / "cassettes/test_images/test_logo_is_square.yaml").is_file()
+    assert (project.path / "cassettes/test_images/test_logo_is_square.imagegen.yaml").is_file()
 
 
 def test_fake_server_traffic_is_kept_apart_in_the_ledger(

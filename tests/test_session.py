@@ -6,7 +6,7 @@ import pytest
 
 from pytest_imagegen.fakeserver import FakeImagesServer
 
-from .conftest import SMALL_CASE, write_suite
+from .conftest import SMALL_CASE, needs_xdist, write_suite
 
 
 def test_fake_server_option_needs_no_key_and_no_network(project: pytest.Pytester) -> None:
@@ -16,6 +16,7 @@ def test_fake_server_option_needs_no_key_and_no_network(project: pytest.Pytester
     result.stdout.fnmatch_lines(["*recorded: 1*"])
 
 
+@needs_xdist
 def test_summary_is_merged_once_under_xdist(
     project: pytest.Pytester, live_env: FakeImagesServer
 ) -> None:

@@ -1,0 +1,253 @@
+"""The plugin's command-line options and ini keys, and the settings read from them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .costs import PriceTable
+from .errors import ImagegenError
+from .settings import (
+    DRIFT_MODES,
+    RECORD_MODES,
+    Settings,
+    parse_number,
+    resolve_base_url,
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Every command-line option and ini key of the plugin (shown by ``pytest --help``)."""
+    group = parser.getgroup("imagegen", "image generation prompt suites (pytest-imagegen)")
+    group.addoption(
+        "--imagegen-record-mode",
+        action="store",
+        default="none",
+        choices=RECORD_MODES,
+        help="cassette mode: none (default: replay only, never touch the network), "
+        "once (record missing cassettes), new_episodes (record missing, replace stale), "
+        "all (re-record everything selected; spends money).",
+    )
+    group.addoption(
+        "--imagegen-base-url",
+        action="store",
+        default=None,
+        metavar="URL",
+        help="OpenAI-compatible images API base URL, e.g. https://api.wisgate.ai/v1 "
+        "(precedence: this option > $IMAGEGEN_BASE_URL > ini imagegen_base_url > default). "
+        "The API key is read only from $IMAGEGEN_API_KEY, $WISGATE_API_KEY or $OPENAI_API_KEY.",
+    )
+    group.addoption(
+        "--imagegen-fake-server",
+        action="store_true",
+        default=False,
+        help="send every images and chat request of the session (suites, the imagegen fixture, "
+        "and marked tests whatever base URL their client names) to the built-in fake images "
+        "server on 127.0.0.1 (no key needed, nothing billed; ledger lines marked fake): for "
+        "demos, trying suites and recording example cassettes.",
+    )
+    group.addoption(
+        "--imagegen-budget",
+        action="store",
+        default=None,
+        metavar="USD",
+        help="session spending cap in USD across all workers: each live request reserves its "
+        "list cost before it is sent; a request that does not fit is not sent and its test fails.",
+    )
+    group.addoption(
+        "--imagegen-estimate",
+        action="store_true",
+        default=False,
+        help="print each selected case's list cost and the totals for a full live run and for "
+        "a `once` recording (cases without a fresh cassette); send nothing, run no test.",
+    )
+    group.addoption(
+        "--imagegen-report",
+        action="store",
+        default=None,
+        metavar="PATH.json",
+        help="write a JSON cost report (per case: list/actual cost, cassette status, outcome); "
+        "use it later as --imagegen-cost-baseline.",
+    )
+    group.addoption(
+        "--imagegen-markdown",
+        action="store",
+        default=None,
+        metavar="PATH",
+        help="write the cost report as Markdown (also appended to $GITHUB_STEP_SUMMARY when set).",
+    )
+    group.addoption(
+        "--imagegen-cost-baseline",
+        action="store",
+        default=None,
+        metavar="PATH.json",
+        help="an earlier --imagegen-report (e.g. from the main branch): print per-case cost "
+        "changes and the total change.",
+    )
+    group.addoption(
+        "--imagegen-max-cost-increase",
+        action="store",
+        default=None,
+        metavar="USD|N%",
+        help="with --imagegen-cost-baseline: fail the session when the suite's list cost grows by "
+        "more than this amount (e.g. 0.50) or percentage (e.g. 10%%).",
+    )
+    group.addoption(
+        "--imagegen-block-network",
+        action="store_true",
+        default=False,
+        help="fail any images API request made by a test that is neither a suite case nor "
+        "marked @pytest.mark.imagegen (nothing is sent); marked tests are recorded/replayed.",
+    )
+    group.addoption(
+        "--imagegen-ledger",
+        action="store_true",
+        default=False,
+        help="print the spend ledger (<suites root>/.imagegen/ledger.jsonl) per category and case: "
+        "iterations (distinct prompts), requests, spend; run no tests.",
+    )
+    group.addoption(
+        "--imagegen-drift",
+        action="store",
+        default="fail",
+        choices=DRIFT_MODES,
+        help="visual drift against accepted baselines: fail (default), warn (a warning, the "
+        "test passes) or off (no comparison).",
+    )
+    group.addoption(
+        "--imagegen-update-baselines",
+        action="store_true",
+        default=False,
+        help="accept the current images of the selected tests as their baselines (replacing "
+        "the accepted ones). Entries of deleted cases are removed for suite files collected "
+        "in full (no -k, no deselection, no collection error).",
+    )
+    group.addoption(
+        "--imagegen-add-baselines",
+        action="store_true",
+        default=False,
+        help="like --imagegen-update-baselines, but keep the accepted images and add the "
+        "current ones as more samples (for cases whose look may legitimately vary).",
+    )
+    group.addoption(
+        "--imagegen-html",
+        action="store",
+        default=None,
+        metavar="DIR",
+        help="write DIR/index.html: baseline and current images side by side, distances, "
+        "costs and status per case, failures first (self-contained, images copied into DIR).",
+    )
+    parser.addini(
+        "imagegen_suites",
+        type="args",
+        default=["prompt_suites"],
+        help="directories (relative to the ini file) whose YAML files with a top-level "
+        "`cases:` key are prompt suites (default: prompt_suites)",
+    )
+    parser.addini(
+        "imagegen_base_url", default="", help="images API base URL (see --imagegen-base-url)"
+    )
+    parser.addini(
+        "imagegen_timeout", default="180", help="seconds before a request times out (default 180)"
+    )
+    parser.addini(
+        "imagegen_max_retries",
+        default="3",
+        help="retries for 429 rate limits, 5xx, timeouts and dropped connections (default 3)",
+    )
+    parser.addini(
+        "imagegen_backoff",
+        default="1.0",
+        help="first retry delay in seconds, doubled each retry, unless Retry-After says otherwise",
+    )
+    parser.addini(
+        "imagegen_prices",
+        default="",
+        help="YAML price file merged over the shipped price table (e.g. your gateway's prices)",
+    )
+    parser.addini(
+        "imagegen_price_multiplier",
+        default="1.0",
+        help="markup applied to every price (default 1.0)",
+    )
+    parser.addini(
+        "imagegen_drift_phash",
+        default="10",
+        help="default phash threshold (Hamming distance, 0-64) for visual drift (default 10)",
+    )
+    parser.addini(
+        "imagegen_drift_colorhash",
+        default="4",
+        help="default colorhash threshold (Hamming distance) for visual drift (default 4)",
+    )
+    parser.addini(
+        "imagegen_default_max_cost",
+        default="",
+        help="USD cost ceiling for cases without max_cost (default: no ceiling)",
+    )
+
+
+def ini_dir(config: pytest.Config) -> Path:
+    return config.inipath.parent if config.inipath else config.rootpath
+
+
+def read_settings(config: pytest.Config) -> tuple[Settings, PriceTable]:
+    """Settings and prices from options, environment and ini (``ImagegenError`` if invalid)."""
+    base_url, source = resolve_base_url(
+        config.getoption("imagegen_base_url"),
+        os.environ,
+        config.getini("imagegen_base_url") or None,
+    )
+    timeout = parse_number(config.getini("imagegen_timeout"), "ini imagegen_timeout", positive=True)
+    retries = parse_number(
+        config.getini("imagegen_max_retries"), "ini imagegen_max_retries", minimum=0
+    )
+    if retries is not None and retries != int(retries):
+        raise ImagegenError(f"ini imagegen_max_retries: must be a whole number, got {retries:g}")
+    backoff = parse_number(config.getini("imagegen_backoff"), "ini imagegen_backoff", minimum=0)
+    multiplier = parse_number(
+        config.getini("imagegen_price_multiplier"), "ini imagegen_price_multiplier", positive=True
+    )
+    max_cost = parse_number(
+        config.getini("imagegen_default_max_cost"), "ini imagegen_default_max_cost", positive=True
+    )
+    thresholds = {}
+    for algo in ("phash", "colorhash"):
+        value = parse_number(
+            config.getini(f"imagegen_drift_{algo}"), f"ini imagegen_drift_{algo}", minimum=0
+        )
+        if value is not None and value != int(value):
+            raise ImagegenError(f"ini imagegen_drift_{algo}: must be a whole number, got {value:g}")
+        thresholds[algo] = int(value) if value is not None else (10 if algo == "phash" else 4)
+    html_dir = config.getoption("imagegen_html")
+    root = ini_dir(config)
+    suite_dirs = tuple((root / d).resolve() for d in config.getini("imagegen_suites"))
+    settings = Settings(
+        record_mode=config.getoption("imagegen_record_mode"),
+        base_url=base_url,
+        base_url_source=source,
+        timeout=timeout if timeout is not None else 180.0,
+        max_retries=int(retries) if retries is not None else 3,
+        backoff=backoff if backoff is not None else 1.0,
+        default_max_cost=max_cost,
+        suite_dirs=suite_dirs,
+        project_root=root.resolve(),
+        drift_mode=config.getoption("imagegen_drift"),
+        drift_thresholds=thresholds,
+        update_baselines=(
+            "add"
+            if config.getoption("imagegen_add_baselines")
+            else "replace"
+            if config.getoption("imagegen_update_baselines")
+            else None
+        ),
+        html_dir=(config.invocation_params.dir / html_dir).resolve() if html_dir else None,
+    )
+    prices_file = config.getini("imagegen_prices")
+    prices = PriceTable.load(
+        (root / prices_file) if prices_file else None,
+        multiplier if multiplier is not None else 1.0,
+    )
+    return settings, prices
