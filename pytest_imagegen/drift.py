@@ -80,7 +80,12 @@ def check(
     if baseline_file not in cache:
         cache[baseline_file] = perceptual.BaselineFile.load(baseline_file)
     baseline = cache[baseline_file]
-    accepted = baseline.images(key)
+    try:
+        accepted = baseline.images(key)
+    except DriftError:
+        if update is None:
+            raise
+        accepted = None  # damaged, and about to be replaced
     source = perceptual.HashSource(baseline, images_dir)
     note = None
     if baseline.outdated and accepted:

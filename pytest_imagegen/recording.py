@@ -247,6 +247,12 @@ def damaged(path: Path, what: str, fix: str) -> CassetteError:
     return CassetteError(f"cassette {shown(path)} is damaged: {what}; delete it and {fix}")
 
 
+def why(exc: BaseException) -> str:
+    """A short reason from an exception raised by damaged data (no exception class names)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:100] if text else "unexpected content"
+
+
 #: what reading a damaged file can raise besides our own errors
 DAMAGE = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
 
@@ -268,9 +274,7 @@ def load_yaml(path: Path, fix: str) -> dict[str, Any]:
         what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise damaged(path, f"not valid YAML ({where}{what})", fix) from None
     except (*DAMAGE, RecursionError, UnicodeDecodeError) as exc:  # e.g. a bad !!timestamp
-        raise damaged(
-            path, f"unreadable YAML ({type(exc).__name__}: {str(exc)[:80]})", fix
-        ) from None
+        raise damaged(path, f"unreadable YAML ({why(exc)})", fix) from None
     if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
         raise damaged(path, "not a vcrpy cassette (no `interactions` list)", fix)
     return data
@@ -312,7 +316,7 @@ def replay_generation(
     try:
         return _replay_generation(path, body, images, fix)
     except (*DAMAGE, binascii.Error) as exc:
-        raise damaged(path, f"its response cannot be read ({type(exc).__name__})", fix) from None
+        raise damaged(path, f"its response cannot be read ({why(exc)})", fix) from None
     except APIError as exc:  # the recorded payload is not an images result
         raise damaged(path, str(exc), fix) from None
 
@@ -437,9 +441,7 @@ class Persister:
                 requests.append(Request._from_dict(interaction["request"]))
                 responses.append(self._restore(dict(interaction["response"]), path))
             except DAMAGE as exc:
-                raise damaged(
-                    path, f"a malformed interaction ({type(exc).__name__}: {exc})", self.fix
-                ) from None
+                raise damaged(path, f"a malformed interaction ({why(exc)})", self.fix) from None
         return requests, responses
 
     def save_cassette(

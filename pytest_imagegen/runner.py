@@ -346,7 +346,7 @@ def replay(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix:
         raise
     except Exception as exc:
         if type(exc).__name__ != "CannotOverwriteExistingCassetteException":
-            raise recording.damaged(path, f"replay failed ({type(exc).__name__})", fix) from None
+            raise recording.damaged(path, f"replay failed ({recording.why(exc)})", fix) from None
         raise CassetteError(
             f"cassette {shown(path)} has no response for this request, and replay never sends "
             f"requests; {fix}"
