@@ -37,7 +37,7 @@ def interpreter(version: str) -> str:
 @nox.session(python=False)
 def tests(session: nox.Session) -> None:
     """The README's test command in the current environment."""
-    session.run("python", "-m", "pip", "install", "-q", "-e", ".[test]")
+    session.run("python", "-m", "pip", "install", "-q", "-e", ".[test,ocr]")
     session.run("python", "-m", *PYTEST, *session.posargs)
 
 

@@ -113,6 +113,10 @@ class ExpectationError(ImagegenError):
     """The images that came back do not match the case's ``expect`` block."""
 
 
+class QualityError(ImagegenError):
+    """An image does not meet the brief (``expect.text``, ``expect.judge``)."""
+
+
 class DriftError(ImagegenError):
     """Images drifted from the accepted baseline beyond the thresholds."""
 

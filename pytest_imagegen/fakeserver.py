@@ -37,6 +37,7 @@ import hashlib
 import io
 import json
 import math
+import re
 import socket
 import sys
 import threading
@@ -102,6 +103,44 @@ def render_picture(key: str, width: int, height: int) -> Any:
     img += np.asarray(texture, np.float32) - 128
     img += rng.normal(0, 5.0, (h, w, 3)).astype(np.float32)
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+QUOTED = re.compile(r'"([^"\n]{1,60})"')
+
+
+def quoted_text(prompt: str) -> list[str]:
+    """Text a prompt asks to show (in double quotes), drawn on the picture so OCR reads it."""
+    return [m.strip() for m in QUOTED.findall(prompt) if m.strip()][:3]
+
+
+def draw_captions(image: Any, lines: list[str]) -> None:
+    """Each line large and legible on a white band across the middle of ``image``.
+
+    Pillow's built-in bitmap font, scaled up with nearest-neighbour: crisp at any size
+    and the same on every Pillow version.
+    """
+    if not lines:
+        return
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    glyph_h = 13
+    rendered = []
+    for line in lines:
+        width = int(ImageDraw.Draw(Image.new("L", (1, 1))).textlength(line, font=font)) + 4
+        small = Image.new("L", (width, glyph_h), 0)
+        ImageDraw.Draw(small).text((2, 1), line, fill=255, font=font)
+        rendered.append(small)
+    widest = max(r.width for r in rendered)
+    scale = max(1, min((image.width - 32) // widest, (image.height // (3 * len(lines))) // glyph_h))
+    band_h = sum(r.height * scale for r in rendered) + 16 * (len(rendered) + 1)
+    top = (image.height - band_h) // 2
+    image.paste((255, 255, 255), (0, top, image.width, top + band_h))
+    y = top + 16
+    for small in rendered:
+        big = small.resize((small.width * scale, small.height * scale), Image.Resampling.NEAREST)
+        image.paste((10, 10, 10), ((image.width - big.width) // 2, y), big)
+        y += big.height + 16
 
 
 def encode_picture(image: Any, fmt: str = "png", compression: int | None = None) -> bytes:
@@ -216,7 +255,9 @@ class FakeImagesServer:
             if cache_key in self._cache:
                 self._cache.move_to_end(cache_key)
                 return self._cache[cache_key]
-        data = encode_picture(render_picture("|".join(map(str, key)), w, h), fmt, compression)
+        picture = render_picture("|".join(map(str, key)), w, h)
+        draw_captions(picture, quoted_text(str(key[0])))
+        data = encode_picture(picture, fmt, compression)
         with self._lock:
             self._cache[cache_key] = data
             while len(self._cache) > 64:

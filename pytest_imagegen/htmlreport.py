@@ -132,6 +132,9 @@ def _case(r: Mapping[str, Any], images: Path) -> str:
             for a, d in distances.items()
         ]
         caption = f"current image {i}" + (f": {', '.join(parts)}" if parts else "")
+        read = (r.get("text") or [])[i - 1] if i <= len(r.get("text") or []) else None
+        if read is not None:
+            caption += f"<br>OCR read: {_e(' / '.join(read) or 'nothing')}"
         current_figs.append(_figure(_copy(str(img.get("path")), images), caption))
     current = "".join(current_figs) or '<p class="none">no images (the test failed before)</p>'
     revised = "".join(

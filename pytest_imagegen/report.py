@@ -25,7 +25,7 @@ REPORT_FORMAT = 1
 CASE_FIELDS = (
     "nodeid", "suite", "category", "model", "size", "quality", "n",
     "list_cost", "actual_cost", "max_cost", "cassette", "saved", "ceiling",
-    "drift", "outcome", "revised_prompts",
+    "drift", "outcome", "revised_prompts", "text", "accepted",
 )  # fmt: skip
 MARKDOWN_CASE_ROWS = 200
 EPSILON = 1e-9
@@ -44,6 +44,7 @@ class Summary:
     stale: int = 0
     ceiling_failures: int = 0
     drift_failures: int = 0
+    quality_failures: int = 0
     drift_warnings: int = 0
     baselines_accepted: int = 0
     failed: int = 0
@@ -69,6 +70,8 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> Summary:
             s.stale += 1
         if r.get("ceiling"):
             s.ceiling_failures += 1
+        if r.get("quality_check") == "fail":
+            s.quality_failures += 1
         drift_status = (r.get("drift") or {}).get("status")
         if drift_status == "fail":
             s.drift_failures += 1
@@ -90,6 +93,8 @@ def terminal_lines(s: Summary) -> list[str]:
     ]
     if s.ceiling_failures:
         lines.append(f"cost ceiling failures: {s.ceiling_failures}")
+    if s.quality_failures:
+        lines.append(f"quality failures (expect.text): {s.quality_failures}")
     if s.drift_failures or s.drift_warnings:
         lines.append(
             f"visual drift failures: {s.drift_failures}  drift warnings: {s.drift_warnings}"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .costs import PriceTable, format_usd
 from .errors import APIError, CassetteError, CostCeilingError, command
-from .expectations import check_images
+from .expectations import assess
 from .files import shown
 from .redact import APIKey, Redactor, key_digest
 from .settings import KEY_ENV_VARS, Settings, find_api_key
@@ -53,6 +53,9 @@ class CaseResult:
     notes: list[str] = field(default_factory=list)
     warning: str | None = None
     revised_prompts: list[str | None] = field(default_factory=list)  # per image, from the API
+    text: list[list[str]] | None = None  # per image: what OCR read (cases with expect.text)
+    accepted: int | None = None  # images that passed every quality check
+    quality_check: str | None = None  # "fail" when expect.text (or the judge) failed the test
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -428,7 +431,20 @@ def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
         settle(spec, ctx, result, generation)
     images = [image.data for image in generation.images]
     result.revised_prompts = generation.revised_prompts
-    check_images(spec.expect, images, fix=_fix_hint(result.nodeid))
+    from . import recording
+
+    assessment = assess(
+        spec.expect,
+        images,
+        fix=_fix_hint(result.nodeid),
+        shas=[image.sha256 for image in generation.images],
+        images_dir=recording.suite_images_dir(spec.path),
+        redactor=ctx.redactor,
+    )
+    result.accepted, result.text = assessment.accepted, assessment.text
+    if assessment.quality:
+        result.quality_check = "fail"
+    assessment.raise_for()
     check_drift(spec, ctx, result, images, [image.sha256 for image in generation.images])
     return generation
 

@@ -31,7 +31,7 @@ CASE_KEYS = (
     "params", "tags", "expect", "matrix", "use_case",
 )  # fmt: skip
 DEFAULT_KEYS = tuple(k for k in CASE_KEYS if k not in ("id", "matrix", "prompt", "description"))
-EXPECT_KEYS = ("count", "size", "format", "drift")
+EXPECT_KEYS = ("count", "size", "format", "drift", "text", "text_similarity")
 DRIFT_ALGORITHMS = ("phash", "colorhash", "ahash", "dhash", "whash")
 MATRIX_FIELDS = ("model", "size", "quality", "n", "prompt")
 RESERVED_PARAMS = ("model", "prompt", "n", "size", "quality")
@@ -50,6 +50,8 @@ class Expect:
     format: str | None  # Pillow format name ("PNG", ...), None: not checked
     drift: Mapping[str, int] | None  # per-algorithm thresholds overriding ini; None: off
     drift_defaults: bool = True  # fill missing algorithms from the ini defaults
+    text: tuple[str, ...] = ()  # strings OCR must read in every image
+    text_similarity: float = 0.95  # see textmatch: 1 - edit distance / len(expected)
 
 
 @dataclass(frozen=True)
@@ -614,6 +616,31 @@ def _build_expect(
             else:
                 assert drift is not None
                 drift[str(algo)] = threshold
+    text_raw = raw.get("text", [])
+    texts = [text_raw] if isinstance(text_raw, str) else text_raw
+    if not isinstance(texts, list) or not all(isinstance(t, str) and t.strip() for t in texts):
+        bad("expect", "text must be a string or a list of non-empty strings to read in every "
+            'image, e.g. text: ["GRAND OPENING"]', raw)  # fmt: skip
+        ok = False
+    similarity = raw.get("text_similarity", 0.95)
+    if (
+        isinstance(similarity, bool)
+        or not isinstance(similarity, (int, float))
+        or not 0 < similarity <= 1
+    ):
+        bad(
+            "expect",
+            f"text_similarity must be a number above 0 and at most 1, got {similarity!r}",
+            raw,
+        )
+        ok = False
     if not ok:
         return None
-    return Expect(count=count, size=exp_size, format=pil_format, drift=drift)
+    return Expect(
+        count=count,
+        size=exp_size,
+        format=pil_format,
+        drift=drift,
+        text=tuple(texts),
+        text_similarity=float(similarity),
+    )

@@ -223,7 +223,7 @@ def test_json_markdown_step_summary_and_junit(
     assert list(case) == [
         "nodeid", "suite", "category", "model", "size", "quality", "n", "list_cost",
         "actual_cost", "max_cost", "cassette", "saved", "ceiling", "drift", "outcome",
-        "revised_prompts",
+        "revised_prompts", "text", "accepted",
     ]  # fmt: skip
     assert case["nodeid"] == "prompt_suites/s.yaml::kite"
     assert case["category"] == "kites"
