@@ -147,11 +147,57 @@ class CostBreakdown:
         return round((self.images + self.text) * self.multiplier, 6)
 
 
+@dataclass(frozen=True)
+class ChatPrices:
+    """A chat model used as a vision judge: USD per 1M tokens, and an image's input tokens."""
+
+    name: str
+    input: float
+    output: float
+    image_tokens: int
+    source: str = ""
+
+
 @dataclass
 class PriceTable:
     models: dict[str, ModelPrices] = field(default_factory=dict)
     multiplier: float = 1.0
     sources: tuple[str, ...] = ()
+    chat: dict[str, ChatPrices] = field(default_factory=dict)
+
+    def chat_model(self, name: str) -> ChatPrices:
+        try:
+            return self.chat[name]
+        except KeyError:
+            known = ", ".join(sorted(self.chat))
+            raise PriceError(
+                f"unknown judge model {name!r}: no price known (known: {known}); add it under "
+                "`chat_models:` in a price file named by the ini key `imagegen_prices`"
+            ) from None
+
+    def judge_list_cost(self, model: str, prompt_chars: int, max_output_tokens: int) -> float:
+        """One judged image, estimated high: the image's tokens, the prompt text's (chars / 3)
+        and every output token the judge may write."""
+        m = self.chat_model(model)
+        tokens_in = m.image_tokens + math.ceil(prompt_chars / 3)
+        cost = (tokens_in * m.input + max_output_tokens * m.output) / 1e6
+        return round(cost * self.multiplier, 6)
+
+    def judge_actual_cost(self, model: str, usage: Any, list_cost: float) -> UsageCost:
+        """Billed cost of one judge call from its chat ``usage``; list cost when unreadable."""
+        m = self.chat_model(model)
+        if usage is None:
+            return UsageCost(list_cost)
+        try:
+            tokens = usage_tokens(usage)
+        except UnreadableUsage as exc:
+            return UsageCost(list_cost, str(exc))
+        cost = (
+            (tokens.text_in + tokens.image_in) * m.input
+            + (tokens.text_out + tokens.image_out) * m.output
+            + tokens.unknown * max(m.input, m.output)
+        ) / 1e6
+        return UsageCost(round(cost * self.multiplier, 6), None, "usage")
 
     @classmethod
     def load(cls, overrides: Path | None = None, multiplier: float = 1.0) -> PriceTable:
@@ -174,6 +220,9 @@ class PriceTable:
                     f"imagegen_prices: {overrides} must be a mapping with a `models:` mapping"
                 )
             raw["models"] = _merge(raw["models"], extra.get("models") or {})
+            raw["chat_models"] = _merge(
+                raw.get("chat_models") or {}, extra.get("chat_models") or {}
+            )
             sources.append(str(overrides))
         if not (isinstance(multiplier, (int, float)) and multiplier > 0):
             raise PriceError(f"imagegen_price_multiplier must be a number > 0, got {multiplier!r}")
@@ -186,7 +235,22 @@ class PriceTable:
                     f"price table entry for model {name!r} is malformed ({exc}); "
                     "see pytest_imagegen/prices.yaml for the expected shape"
                 ) from None
-        return cls(models=models, multiplier=float(multiplier), sources=tuple(sources))
+        chat = {}
+        for name, spec in (raw.get("chat_models") or {}).items():
+            try:
+                chat[str(name)] = ChatPrices(
+                    name=str(name),
+                    input=float(spec["input"]),
+                    output=float(spec["output"]),
+                    image_tokens=int(spec["image_tokens"]),
+                    source=str(spec.get("source", "")),
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise PriceError(
+                    f"price table entry for chat model {name!r} is malformed ({exc}); it needs "
+                    "input, output (USD per 1M tokens) and image_tokens"
+                ) from None
+        return cls(models=models, multiplier=float(multiplier), sources=tuple(sources), chat=chat)
 
     def model(self, name: str) -> ModelPrices:
         try:

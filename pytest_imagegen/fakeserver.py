@@ -2,7 +2,8 @@
 
     python -m pytest_imagegen.fakeserver [--host 127.0.0.1] [--port 0] [--latency S]
 
-Serves ``POST /v1/images/generations`` with a deterministic, photo-like
+Serves ``POST /v1/chat/completions`` as a deterministic vision judge (see
+:meth:`FakeImagesServer.judge`) and ``POST /v1/images/generations`` with a deterministic, photo-like
 picture per (prompt, size, quality, seed) at a realistic encoded size, the
 API's validation errors and error shapes, ``usage`` tokens consistent with
 the shipped price table, and Bearer auth. It listens on loopback only unless
@@ -180,6 +181,8 @@ class FakeImagesServer:
         self._files: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
         self.log: list[dict[str, Any]] = []
         self.requests = 0  # generation requests received (any outcome)
+        self.chat_requests = 0  # judge (chat completions) requests received
+        self._rendered: OrderedDict[int, str] = OrderedDict()  # picture signature -> prompt
         self.downloads = 0  # GETs of url images
         self.active = 0  # generation requests in flight right now
         self.max_active = 0
@@ -230,12 +233,13 @@ class FakeImagesServer:
         with self._lock:
             self._failures.clear()
             self.log.clear()
-            self.requests = self.downloads = self.max_active = 0
+            self.requests = self.downloads = self.max_active = self.chat_requests = 0
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {
                 "requests": self.requests,
+                "chat_requests": self.chat_requests,
                 "downloads": self.downloads,
                 "max_active": self.max_active,
                 "pending_failures": len(self._failures),
@@ -259,6 +263,9 @@ class FakeImagesServer:
         draw_captions(picture, quoted_text(str(key[0])))
         data = encode_picture(picture, fmt, compression)
         with self._lock:
+            self._rendered[signature(picture)] = str(key[0])
+            while len(self._rendered) > 512:
+                self._rendered.popitem(last=False)
             self._cache[cache_key] = data
             while len(self._cache) > 64:
                 self._cache.popitem(last=False)
@@ -276,6 +283,46 @@ class FakeImagesServer:
         with self._lock:
             self.downloads += 1
             return self._files.get(name)
+
+    def judge(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """A deterministic vision judge: it recognises pictures it rendered (by a coarse
+        signature that survives downscaling) and scores a rubric by how many of its words
+        the picture's prompt has."""
+        model = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(model, str) or model not in self.prices.chat:
+            return 400, _error(f"The model '{model}' does not exist.", "invalid_request_error",
+                               "model", "model_not_found")  # fmt: skip
+        rubric, image = _judge_inputs(body)
+        if image is None:
+            return 400, _error("The message has no image_url.", "invalid_request_error",
+                               "messages", "invalid_value")  # fmt: skip
+        with self._lock:
+            known = dict(self._rendered)
+        prompt = _nearest(known, image)
+        words = [w for w in re.findall(r"[a-z0-9]+", rubric.lower()) if len(w) >= 4]
+        if prompt is None:
+            score, reason = 0.5, "this fake judge did not render the image"
+        elif not words:
+            score, reason = 1.0, "the rubric names nothing to check"
+        else:
+            have = set(re.findall(r"[a-z0-9]+", prompt.lower()))
+            hits = [w for w in words if w in have]
+            score = round(len(hits) / len(words), 2)
+            reason = f"shows {len(hits)} of {len(words)} things the rubric names"
+        content = json.dumps({"score": score, "reason": reason})
+        prices = self.prices.chat[model]
+        prompt_tokens = int(prices.image_tokens * 0.9) + len(rubric) // 4 + 60
+        completion_tokens = max(1, len(content) // 4)
+        return 200, {
+            "id": f"chatcmpl-fake-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }  # fmt: skip
 
     def validate(self, body: Any) -> tuple[int, dict[str, Any]] | None:
         """The API's 400 answers for a bad request body, or None."""
@@ -375,6 +422,49 @@ class FakeImagesServer:
         return result
 
 
+def signature(picture: Any) -> int:
+    """A 64-bit average hash of a picture: the same for its downscaled copies."""
+    small = picture.convert("L").resize((8, 8))
+    pixels = list(small.getdata())
+    mean = sum(pixels) / len(pixels)
+    return sum(1 << i for i, p in enumerate(pixels) if p > mean)
+
+
+def _judge_inputs(body: dict[str, Any]) -> tuple[str, Any]:
+    """(rubric text, decoded PIL image or None) from a chat request."""
+    from PIL import Image
+
+    texts, image = [], None
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str) and message.get("role") == "user":
+            texts.append(content)
+        for part in content if isinstance(content, list) else []:
+            if not isinstance(part, dict):
+                continue
+            if part.get("type") == "text":
+                texts.append(re.sub(r"^\s*rubric:\s*", "", str(part.get("text") or ""), flags=re.I))
+            url = (
+                (part.get("image_url") or {}).get("url")
+                if part.get("type") == "image_url"
+                else None
+            )
+            if isinstance(url, str) and url.startswith("data:") and "," in url:
+                with contextlib.suppress(ValueError, OSError):
+                    raw = base64.b64decode(url.split(",", 1)[1])
+                    image = Image.open(io.BytesIO(raw))
+                    image.load()
+    return " ".join(texts), image
+
+
+def _nearest(known: dict[int, str], image: Any) -> str | None:
+    mine = signature(image)
+    best = min(known, key=lambda s: (s ^ mine).bit_count(), default=None)
+    if best is None or (best ^ mine).bit_count() > 10:
+        return None
+    return known[best]
+
+
 def _error(
     message: str, error_type: str, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
@@ -452,13 +542,18 @@ def _make_handler(server: FakeImagesServer) -> type[BaseHTTPRequestHandler]:
             if self.path.startswith("/_fake/"):
                 self._control(self.path[len("/_fake/") :], body)
                 return
-            if self.path.split("?", 1)[0].rstrip("/") != "/v1/images/generations":
+            route = self.path.split("?", 1)[0].rstrip("/")
+            if route not in ("/v1/images/generations", "/v1/chat/completions"):
                 self._send_json(404, _error(f"Unknown path {self.path}", "invalid_request_error"))
                 return
+            chat = route == "/v1/chat/completions"
             auth = self.headers.get("Authorization", "")
             key = auth[7:] if auth.startswith("Bearer ") else ""
             with server._lock:
-                server.requests += 1
+                if chat:
+                    server.chat_requests += 1
+                else:
+                    server.requests += 1
                 server.active += 1
                 server.max_active = max(server.max_active, server.active)
                 server.log.append({
@@ -469,12 +564,12 @@ def _make_handler(server: FakeImagesServer) -> type[BaseHTTPRequestHandler]:
                     "time": time.time(),
                 })  # fmt: skip
             try:
-                self._generation(body, key)
+                self._generation(body, key, chat)
             finally:
                 with server._lock:
                     server.active -= 1
 
-        def _generation(self, body: Any, key: str) -> None:
+        def _generation(self, body: Any, key: str, chat: bool = False) -> None:
             failure = server._next_failure()
             delay = server.latency + float((failure or {}).get("delay", 0))
             if delay:
@@ -534,6 +629,9 @@ def _make_handler(server: FakeImagesServer) -> type[BaseHTTPRequestHandler]:
                         "We could not parse the JSON body of your request.", "invalid_request_error"
                     ),
                 )
+                return
+            if chat:
+                self._send_json(*server.judge(body))
                 return
             problem = server.validate(body)
             if problem:
