@@ -425,7 +425,7 @@ class FakeImagesServer:
 def signature(picture: Any) -> int:
     """A 64-bit average hash of a picture: the same for its downscaled copies."""
     small = picture.convert("L").resize((8, 8))
-    pixels = list(small.getdata())
+    pixels = list(small.tobytes())  # 64 grey levels (getdata is deprecated in Pillow 13)
     mean = sum(pixels) / len(pixels)
     return sum(1 << i for i, p in enumerate(pixels) if p > mean)
 
