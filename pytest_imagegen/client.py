@@ -92,6 +92,10 @@ def images_url(base_url: str) -> str:
     return base_url.rstrip("/") + "/images/generations"
 
 
+def chat_url(base_url: str) -> str:
+    return base_url.rstrip("/") + "/chat/completions"
+
+
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Seconds to wait from ``retry-after-ms`` / ``Retry-After`` (seconds or HTTP date)."""
     ms = headers.get("retry-after-ms")
@@ -261,6 +265,29 @@ class ImagesClient:
                 attempts=attempt,
                 outcome=UNKNOWN if maybe_billed else ANSWERED,
             )
+
+    def chat(self, body: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+        """POST ``/chat/completions`` (the judge): the answer's JSON and the attempts used."""
+        response, attempts = self._send(
+            "POST",
+            chat_url(self.base_url),
+            "judge request",
+            json=dict(body),
+            headers={"User-Agent": USER_AGENT},
+            auth=self._auth,
+        )
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise APIError(
+                "judge response is not JSON; is the base URL an OpenAI-compatible endpoint?",
+                status=response.status_code,
+                attempts=attempts,
+                outcome=UNREADABLE,
+            )
+        return payload, attempts
 
     def generate(self, body: Mapping[str, Any]) -> Generation:
         """POST ``/images/generations`` and return decoded images."""

@@ -18,6 +18,7 @@ from .errors import ExpectationError, QualityError
 from .suite import Expect
 
 if TYPE_CHECKING:
+    from .judge import Verdict
     from .redact import Redactor
 
 
@@ -69,6 +70,8 @@ def assess(
     shas: Sequence[str | None] | None = None,
     images_dir: Path | None = None,
     redactor: Redactor | None = None,
+    verdicts: Sequence[Verdict] | None = None,
+    min_score: float | None = None,
 ) -> Assessment:
     """Check every image; ``fix`` says how to re-record when an image does not decode."""
     out = Assessment()
@@ -103,6 +106,14 @@ def assess(
             lines = _read(data, sha, images_dir, redactor)
             out.text.append(lines)
             ok = _check_text(expect, index, lines, out.quality) and ok
+        if verdicts is not None and min_score is not None and index <= len(verdicts):
+            verdict = verdicts[index - 1]
+            if not verdict.passes(min_score):
+                ok = False
+                out.quality.append(
+                    f"expect.judge: image {index} scored {verdict.score:.2f} < {min_score:.2f}: "
+                    f"{verdict.reason or 'no reason given'}"
+                )
         out.passed.append(ok)
     return out
 

@@ -49,10 +49,10 @@ from .runner import (
     CaseResult,
     RunContext,
     actual_ceiling_error,
-    book,
     list_ceiling_error,
     price_response,
 )
+from .spend import book
 from .suite import request_params
 
 IMAGES_PATH = re.compile(r"/images/(generations|edits|variations)/?$")

@@ -135,6 +135,13 @@ def _case(r: Mapping[str, Any], images: Path) -> str:
         read = (r.get("text") or [])[i - 1] if i <= len(r.get("text") or []) else None
         if read is not None:
             caption += f"<br>OCR read: {_e(' / '.join(read) or 'nothing')}"
+        judged = ((r.get("judge") or {}).get("images") or [])[i - 1 : i]
+        if judged:
+            minimum = (r.get("judge") or {}).get("min_score")
+            caption += (
+                f"<br>judge: {_e(judged[0].get('score'))} (needs {_e(minimum)}): "
+                f"{_e(judged[0].get('reason') or '')}"
+            )
         current_figs.append(_figure(_copy(str(img.get("path")), images), caption))
     current = "".join(current_figs) or '<p class="none">no images (the test failed before)</p>'
     revised = "".join(

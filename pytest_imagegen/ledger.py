@@ -48,6 +48,7 @@ def entry(
     outcome: str,
     server: str = "live",
     attempts: int = 1,
+    kind: str = "image",
 ) -> dict[str, Any]:
     """One ledger line for a request body (the prompt is stored as its sha256 only)."""
     from .suite import request_params
@@ -65,6 +66,7 @@ def entry(
         "outcome": outcome,
         "attempts": attempts,
         "server": server,
+        "kind": kind,  # "image", or "judge" for expect.judge calls
     }
 
 
@@ -109,7 +111,8 @@ class Tally:
     spend: float = 0.0
 
     def add(self, e: Mapping[str, Any]) -> None:
-        self.prompts.add(str(e.get("prompt_sha256")))
+        if e.get("kind") != "judge":  # a judge call is no new prompt version
+            self.prompts.add(str(e.get("prompt_sha256")))
         self.requests += 1
         self.spend += money(e.get("actual_cost"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -187,6 +188,16 @@ def add_options(parser: pytest.Parser) -> None:
         default="",
         help="USD cost ceiling for cases without max_cost (default: no ceiling)",
     )
+    parser.addini(
+        "imagegen_judge_model",
+        default="gpt-4.1-mini",
+        help="vision chat model that scores images for expect.judge (default gpt-4.1-mini)",
+    )
+    parser.addini(
+        "imagegen_judge_min_score",
+        default="0.7",
+        help="score (0..1) every image must reach for expect.judge to pass (default 0.7)",
+    )
 
 
 def ini_dir(config: pytest.Config) -> Path:
@@ -249,5 +260,17 @@ def read_settings(config: pytest.Config) -> tuple[Settings, PriceTable]:
     prices = PriceTable.load(
         (root / prices_file) if prices_file else None,
         multiplier if multiplier is not None else 1.0,
+    )
+    judge_model = str(config.getini("imagegen_judge_model") or "gpt-4.1-mini").strip()
+    prices.chat_model(judge_model)  # an unknown judge model is a usage error, named
+    min_score = parse_number(
+        config.getini("imagegen_judge_min_score"), "ini imagegen_judge_min_score", minimum=0
+    )
+    if min_score is not None and min_score > 1:
+        raise ImagegenError(f"ini imagegen_judge_min_score: must be at most 1, got {min_score:g}")
+    settings = dataclasses.replace(
+        settings,
+        judge_model=judge_model,
+        judge_min_score=min_score if min_score is not None else 0.7,
     )
     return settings, prices

@@ -377,6 +377,44 @@ def _replay_generation(
     return generation, meta if isinstance(meta, dict) else {}
 
 
+def add_judge(
+    path: Path,
+    judge_meta: Mapping[str, Any],
+    interactions: list[dict[str, Any]],
+    redactor: Redactor,
+    fix: str,
+) -> bool:
+    """Put the judge's verdicts and chat interactions into the case's cassette, replacing
+    earlier ones (the image interaction stays). ``False`` when there is no cassette (its
+    writing was refused): the verdicts then count for this run only."""
+    import yaml
+
+    if not path.is_file():
+        return False
+    data = load_yaml(path, fix)
+    header = "".join(path.read_text(encoding="utf-8").splitlines(keepends=True)[:2])
+    kept = [
+        i
+        for i in data["interactions"]
+        if not (
+            isinstance(i, dict) and "/chat/completions" in str((i.get("request") or {}).get("uri"))
+        )
+    ]
+    data["interactions"] = kept + interactions
+    meta = data.get("imagegen")
+    data["imagegen"] = {**(meta if isinstance(meta, dict) else {}), "judge": dict(judge_meta)}
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    text = yaml.dump(data, Dumper=dumper)
+    found = redactor.find(text)
+    if found:
+        raise CassetteError(
+            f"refused to write the judge into cassette {shown(path)}: it would contain {found}. "
+            "Nothing was written."
+        )
+    atomic_write(path, (header + text).encode("utf-8"))
+    return True
+
+
 def recorded_meta(path: Path, fix: str) -> dict[str, Any]:
     meta = load_yaml(path, fix).get("imagegen")
     return meta if isinstance(meta, dict) else {}

@@ -25,7 +25,7 @@ REPORT_FORMAT = 1
 CASE_FIELDS = (
     "nodeid", "suite", "category", "model", "size", "quality", "n",
     "list_cost", "actual_cost", "max_cost", "cassette", "saved", "ceiling",
-    "drift", "outcome", "revised_prompts", "text", "accepted",
+    "drift", "outcome", "revised_prompts", "text", "accepted", "judge", "judge_cost",
 )  # fmt: skip
 MARKDOWN_CASE_ROWS = 200
 EPSILON = 1e-9
@@ -94,7 +94,7 @@ def terminal_lines(s: Summary) -> list[str]:
     if s.ceiling_failures:
         lines.append(f"cost ceiling failures: {s.ceiling_failures}")
     if s.quality_failures:
-        lines.append(f"quality failures (expect.text): {s.quality_failures}")
+        lines.append(f"quality failures (expect.text, expect.judge): {s.quality_failures}")
     if s.drift_failures or s.drift_warnings:
         lines.append(
             f"visual drift failures: {s.drift_failures}  drift warnings: {s.drift_warnings}"

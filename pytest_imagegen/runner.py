@@ -6,23 +6,23 @@ turns its exceptions into readable failures.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .costs import PriceTable, format_usd
-from .errors import APIError, CassetteError, CostCeilingError, command
+from .errors import CassetteError, CostCeilingError, command
 from .expectations import assess
 from .files import shown
 from .redact import APIKey, Redactor, key_digest
 from .settings import KEY_ENV_VARS, Settings, find_api_key
+from .spend import paid_request
 from .suite import CaseSpec, request_params
 
 if TYPE_CHECKING:
-    from .budget import Reservation, SessionBudget
+    from .budget import SessionBudget
     from .client import Generation, ImagesClient
     from .drift import DriftCheck
 
@@ -56,6 +56,8 @@ class CaseResult:
     text: list[list[str]] | None = None  # per image: what OCR read (cases with expect.text)
     accepted: int | None = None  # images that passed every quality check
     quality_check: str | None = None  # "fail" when expect.text (or the judge) failed the test
+    judge: dict[str, Any] | None = None  # model, rubric, min_score, per image score and reason
+    judge_cost: float = 0.0  # what judging cost in this run (0 on replay)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,8 +134,19 @@ class RunContext:
     def ceiling(self, spec: CaseSpec) -> float | None:
         return spec.max_cost if spec.max_cost is not None else self.settings.default_max_cost
 
-    def list_cost(self, spec: CaseSpec) -> float:
+    def image_list_cost(self, spec: CaseSpec) -> float:
         return self.prices.list_cost(spec.model, spec.size, spec.quality, spec.n, spec.prompt).total
+
+    def judge_list_cost(self, spec: CaseSpec) -> float:
+        """What judging every image of the case may cost (``expect.judge``), estimated high."""
+        from .judging import config_for
+
+        cfg = config_for(spec, self)
+        return round(cfg.list_cost_per_image(self) * spec.n, 6) if cfg else 0.0
+
+    def list_cost(self, spec: CaseSpec) -> float:
+        """The case's preflight figure: the images and, with ``expect.judge``, the judge."""
+        return round(self.image_list_cost(spec) + self.judge_list_cost(spec), 6)
 
 
 def suites_root(path: Path, suite_dirs: tuple[Path, ...], project: Path | None = None) -> Path:
@@ -148,97 +161,6 @@ def suites_root(path: Path, suite_dirs: tuple[Path, ...], project: Path | None =
         if d.is_dir():
             return d
     return project or (suite_dirs[0].parent if suite_dirs else resolved.parent)
-
-
-@dataclass
-class Charge:
-    """What one live request cost; set ``actual`` once the response is in."""
-
-    actual: float | None = None
-    attempts: int = 1
-
-
-@contextlib.contextmanager
-def paid_request(
-    ctx: RunContext,
-    *,
-    nodeid: str,
-    suite: str | None,
-    category: str | None,
-    body: Mapping[str, Any],
-    list_cost: float,
-    ledger_root: Path,
-) -> Iterator[Charge]:
-    """Budget reservation and ledger line around one live request (retries included).
-
-    The list cost is reserved before anything is sent (``BudgetExceededError``
-    when it does not fit); afterwards the reservation settles to the actual
-    cost, or to nothing when the API refused the request, or to the list cost
-    when the outcome is unknown (timeouts, interrupts): the safe side.
-    """
-    reservation = ctx.budget.reserve(list_cost, nodeid) if ctx.budget else None
-    charge = Charge()
-    outcome = "ok"
-    try:
-        yield charge
-    except APIError as exc:
-        outcome = exc.ledger_outcome()
-        charge.attempts = exc.attempts
-        if charge.actual is None and not exc.maybe_billed:
-            charge.actual = 0.0  # answered with an error, or never sent: not billed
-        raise
-    except BaseException:
-        outcome = "unknown outcome, booked at list cost"  # e.g. interrupted mid-request
-        raise
-    finally:
-        if charge.actual is None:
-            charge.actual = list_cost
-        book(
-            ctx,
-            reservation,
-            charge.actual,
-            outcome,
-            nodeid=nodeid,
-            suite=suite,
-            category=category,
-            body=body,
-            list_cost=list_cost,
-            ledger_root=ledger_root,
-            attempts=charge.attempts,
-        )
-
-
-def book(
-    ctx: RunContext,
-    reservation: Reservation | None,
-    actual: float,
-    outcome: str,
-    *,
-    nodeid: str,
-    suite: str | None,
-    category: str | None,
-    body: Mapping[str, Any],
-    list_cost: float,
-    ledger_root: Path,
-    attempts: int = 1,
-) -> None:
-    """After a live request: settle its budget reservation and write its ledger line."""
-    from . import ledger
-
-    if reservation is not None and ctx.budget is not None:
-        ctx.budget.settle(reservation, actual)
-    line = ledger.entry(
-        nodeid=nodeid,
-        suite=suite,
-        category=category,
-        body=body,
-        list_cost=list_cost,
-        actual_cost=actual,
-        outcome=outcome,
-        server="fake" if ctx.settings.fake_server else "live",
-        attempts=attempts,
-    )
-    ledger.append(ledger.ledger_path(ledger_root), line, ctx.redactor)
 
 
 def new_result(spec: CaseSpec, nodeid: str) -> CaseResult:
@@ -371,7 +293,7 @@ def record(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix:
         fresh=True,
     )
     persister.request_body = body
-    list_cost = result.list_cost or 0.0
+    list_cost = ctx.image_list_cost(spec)
     with (
         paid_request(
             ctx,
@@ -416,7 +338,7 @@ def price_response(
 def settle(spec: CaseSpec, ctx: RunContext, result: CaseResult, generation: Generation) -> None:
     """Actual cost of a live call and the after-the-fact ceiling check."""
     result.actual_cost = ctx.prices.actual_cost(
-        spec.model, generation.usage, result.list_cost or 0.0
+        spec.model, generation.usage, ctx.image_list_cost(spec)
     )  # noted when recorded (price_response)
     if result.max_cost is not None and result.actual_cost > result.max_cost:
         result.ceiling = "actual"
@@ -433,6 +355,15 @@ def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
     result.revised_prompts = generation.revised_prompts
     from . import recording
 
+    verdicts = None
+    if spec.expect.judge is not None:
+        from .judging import judge_case
+
+        path = recording.suite_cassette_path(spec.path, spec.id)
+        verdicts = judge_case(spec, ctx, result, generation, path)
+        if result.max_cost is not None and result.actual_cost > result.max_cost:
+            result.ceiling = "actual"
+            raise actual_ceiling_error(result.actual_cost, result.max_cost, result.list_cost)
     assessment = assess(
         spec.expect,
         images,
@@ -440,6 +371,8 @@ def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
         shas=[image.sha256 for image in generation.images],
         images_dir=recording.suite_images_dir(spec.path),
         redactor=ctx.redactor,
+        verdicts=verdicts,
+        min_score=(result.judge or {}).get("min_score"),
     )
     result.accepted, result.text = assessment.accepted, assessment.text
     if assessment.quality:

@@ -31,7 +31,8 @@ CASE_KEYS = (
     "params", "tags", "expect", "matrix", "use_case",
 )  # fmt: skip
 DEFAULT_KEYS = tuple(k for k in CASE_KEYS if k not in ("id", "matrix", "prompt", "description"))
-EXPECT_KEYS = ("count", "size", "format", "drift", "text", "text_similarity")
+EXPECT_KEYS = ("count", "size", "format", "drift", "text", "text_similarity", "judge")
+JUDGE_KEYS = ("rubric", "min_score", "model")
 DRIFT_ALGORITHMS = ("phash", "colorhash", "ahash", "dhash", "whash")
 MATRIX_FIELDS = ("model", "size", "quality", "n", "prompt")
 RESERVED_PARAMS = ("model", "prompt", "n", "size", "quality")
@@ -44,6 +45,19 @@ DriftSetting = dict[str, int] | None  # None: drift check off
 
 
 @dataclass(frozen=True)
+class JudgeSpec:
+    """``expect.judge``: a vision model scores every image against the rubric (0..1).
+
+    ``model`` and ``min_score`` left ``None`` take the ini defaults
+    (``imagegen_judge_model``, ``imagegen_judge_min_score``).
+    """
+
+    rubric: str
+    min_score: float | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
 class Expect:
     count: int
     size: str | None  # WxH every decoded image must have, None: not checked
@@ -52,6 +66,7 @@ class Expect:
     drift_defaults: bool = True  # fill missing algorithms from the ini defaults
     text: tuple[str, ...] = ()  # strings OCR must read in every image
     text_similarity: float = 0.95  # see textmatch: 1 - edit distance / len(expected)
+    judge: JudgeSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -543,6 +558,12 @@ def _build_spec(
         use_case = None
 
     expect = _build_expect(bad, v.get("expect"), n if n_ok else 1, size, params)
+    if expect is not None and expect.judge is not None and expect.judge.model is not None:
+        try:
+            prices.chat_model(expect.judge.model)
+        except PriceError as exc:
+            bad("expect", f"judge: {exc}{did_you_mean(expect.judge.model, prices.chat)}")
+            expect = None
 
     if len(problems) > before or expect is None:
         return None
@@ -634,7 +655,8 @@ def _build_expect(
             raw,
         )
         ok = False
-    if not ok:
+    judge = _build_judge(bad, raw)
+    if not ok or judge is False:
         return None
     return Expect(
         count=count,
@@ -643,4 +665,41 @@ def _build_expect(
         drift=drift,
         text=tuple(texts),
         text_similarity=float(similarity),
+        judge=judge if isinstance(judge, JudgeSpec) else None,
+    )
+
+
+def _build_judge(bad: Callable[..., None], raw: Mapping[str, Any]) -> JudgeSpec | bool | None:
+    """``expect.judge`` (a rubric string, or a mapping); ``False`` when it is invalid."""
+    value = raw.get("judge")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = {"rubric": value}
+    if not isinstance(value, Mapping):
+        bad("expect", 'judge must be a rubric string or {rubric: "...", min_score: 0.7, '
+            "model: gpt-4.1-mini}", raw)  # fmt: skip
+        return False
+    unknown = [k for k in value if k not in JUDGE_KEYS]
+    rubric, min_score, model = value.get("rubric"), value.get("min_score"), value.get("model")
+    problem = None
+    if unknown:
+        problem = (f"judge: unknown key {unknown[0]!r}{did_you_mean(str(unknown[0]), JUDGE_KEYS)}; "
+                   f"allowed: {', '.join(JUDGE_KEYS)}")  # fmt: skip
+    elif not isinstance(rubric, str) or not rubric.strip():
+        problem = "judge: rubric must be a non-empty string saying what the image must show"
+    elif min_score is not None and (
+        isinstance(min_score, bool) or not isinstance(min_score, (int, float))
+        or not 0 <= min_score <= 1
+    ):  # fmt: skip
+        problem = f"judge: min_score must be a number from 0 to 1, got {min_score!r}"
+    elif model is not None and not isinstance(model, str):
+        problem = "judge: model must be a chat model name, e.g. gpt-4.1-mini"
+    if problem:
+        bad("expect", problem, raw)
+        return False
+    return JudgeSpec(
+        rubric=str(rubric).strip(),
+        min_score=float(min_score) if min_score is not None else None,
+        model=model,
     )

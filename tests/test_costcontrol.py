@@ -223,7 +223,7 @@ def test_json_markdown_step_summary_and_junit(
     assert list(case) == [
         "nodeid", "suite", "category", "model", "size", "quality", "n", "list_cost",
         "actual_cost", "max_cost", "cassette", "saved", "ceiling", "drift", "outcome",
-        "revised_prompts", "text", "accepted",
+        "revised_prompts", "text", "accepted", "judge", "judge_cost",
     ]  # fmt: skip
     assert case["nodeid"] == "prompt_suites/s.yaml::kite"
     assert case["category"] == "kites"
@@ -382,7 +382,7 @@ def test_ledger_tracks_iterations_requests_and_spend(
     first = lines[0]
     assert set(first) == {
         "time", "nodeid", "suite", "category", "prompt_sha256", "params",
-        "list_cost", "actual_cost", "outcome", "attempts", "server",
+        "list_cost", "actual_cost", "outcome", "attempts", "server", "kind",
     }  # fmt: skip
     assert first["server"] == "live" and first["attempts"] == 1
     assert first["params"] == {"model": "gpt-image-2", "n": 1, "size": "256x256", "quality": "low"}

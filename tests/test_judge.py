@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +15,7 @@ from pytest_imagegen.costs import PriceTable
 from pytest_imagegen.errors import PriceError
 from pytest_imagegen.fakeserver import FakeImagesServer, encode_picture, render_picture
 
-from .conftest import CANARY_KEY
+from .conftest import CANARY_KEY, write_suite
 
 
 def _answer(content: object) -> dict[str, object]:
@@ -115,3 +117,124 @@ def test_fake_judge_auth_errors_and_failure_injection(fake_server: FakeImagesSer
         headers={"Authorization": "Bearer k"},
     )
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "model_not_found"
+
+
+# ------------------------------------------------------------- suites end to end
+
+ICON = """
+    defaults: {{size: 256x256, quality: low}}
+    cases:
+      - id: icon
+        prompt: "Flat app icon of a paper plane, blue background"
+        expect: {{judge: {judge}}}
+"""
+ONCE = "--imagegen-record-mode=once"
+
+
+def _suite(pytester: pytest.Pytester, judge_setting: str) -> None:
+    write_suite(pytester, "s", ICON.format(judge=judge_setting))
+
+
+def _ledger(root: Path) -> list[dict[str, object]]:
+    (path,) = root.rglob("ledger.jsonl")
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_judge_is_recorded_with_the_images_and_replayed_offline(
+    project: pytest.Pytester, live_env: FakeImagesServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _suite(project, '"a flat icon of a paper plane"')
+    result = project.runpytest(ONCE, "--imagegen-report=r.json")
+    result.assert_outcomes(passed=1)
+    assert live_env.requests == 1 and live_env.chat_requests == 1
+    (case,) = json.loads((project.path / "r.json").read_text())["cases"]
+    assert case["judge"]["images"] == [
+        {"score": 1.0, "reason": "shows 4 of 4 things the rubric names"}
+    ]
+    assert case["judge"]["model"] == "gpt-4.1-mini" and case["judge"]["min_score"] == 0.7
+    prices = PriceTable.load()
+    image = prices.list_cost("gpt-image-2", "256x256", "low", 1, "x" * 48).total
+    estimate = prices.judge_list_cost(
+        "gpt-4.1-mini", judge.prompt_chars("a flat icon of a paper plane"), 200
+    )
+    assert case["list_cost"] == pytest.approx(image + estimate)
+    assert 0 < case["judge_cost"] <= estimate and case["accepted"] == 1
+    kinds = [line["kind"] for line in _ledger(project.path)]
+    assert kinds == ["image", "judge"]
+    cassette = (project.path / "prompt_suites/cassettes/s/icon.yaml").read_text()
+    assert "/chat/completions" in cassette and "data:image" not in cassette
+    assert len(cassette) < 20_000  # the downscaled image is not stored twice
+    monkeypatch.setenv("IMAGEGEN_BASE_URL", "http://127.0.0.1:9/v1")  # offline
+    result = project.runpytest("--imagegen-report=r.json")
+    result.assert_outcomes(passed=1)
+    (case,) = json.loads((project.path / "r.json").read_text())["cases"]
+    assert case["actual_cost"] == 0 and case["judge"]["images"][0]["score"] == 1.0
+    assert live_env.chat_requests == 1
+
+
+def test_a_changed_rubric_is_stale_for_the_judge_only(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
+    _suite(project, '"a flat icon of a paper plane"')
+    project.runpytest(ONCE).assert_outcomes(passed=1)
+    _suite(project, '"a red sports car"')
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "stale judge for prompt_suites/s.yaml::icon: judge changed: rubric 'a flat icon of "
+            "a paper plane' → 'a red sports car'; re-judge with `pytest "
+            "--imagegen-record-mode=new_episodes prompt_suites/s.yaml::icon` (cost $0.000*, "
+            "no new image)",
+        ]
+    )
+    result = project.runpytest("--imagegen-record-mode=new_episodes")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["expect.judge: image 1 scored 0.00 < 0.70: shows 0 of 1 things*"])
+    assert live_env.requests == 1 and live_env.chat_requests == 2  # no new image
+    project.runpytest().assert_outcomes(failed=1)  # the new verdict was recorded: no call
+    assert live_env.chat_requests == 2
+
+
+def test_min_score_applies_to_recorded_scores_without_a_call(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
+    _suite(project, '{rubric: "a flat icon of a paper plane on a green field", min_score: 0.5}')
+    project.runpytest(ONCE).assert_outcomes(passed=1)  # 4 of 6 words: 0.67
+    _suite(project, '{rubric: "a flat icon of a paper plane on a green field", min_score: 0.9}')
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["expect.judge: image 1 scored 0.67 < 0.90*"])
+    assert live_env.chat_requests == 1
+
+
+def test_budget_and_estimate_include_the_judge(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
+    _suite(project, '"a flat icon of a paper plane"')
+    prices = PriceTable.load()
+    image = prices.list_cost("gpt-image-2", "256x256", "low", 1, "x" * 48).total
+    estimate = project.runpytest("--imagegen-estimate")
+    estimate.stdout.fnmatch_lines(["full live run (--imagegen-record-mode=all): $0.00*"])
+    result = project.runpytest(ONCE, f"--imagegen-budget={image + 0.00001}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*session budget*would be exceeded*"])
+    assert live_env.requests == 1 and live_env.chat_requests == 0
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ('{rubric: "x", min_score: 2}', "judge: min_score must be a number from 0 to 1, got 2"),
+        ('{rubrik: "x"}', "judge: unknown key 'rubrik' (did you mean 'rubric'?)*"),
+        ('{rubric: "x", model: gpt-9}', "judge: unknown judge model 'gpt-9'*"),
+        ("[1]", "judge must be a rubric string or*"),
+    ],
+)
+def test_bad_judge_settings_are_collection_errors(
+    project: pytest.Pytester, setting: str, message: str
+) -> None:
+    _suite(project, setting)
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*case 'icon': field 'expect': {message}"])

@@ -75,7 +75,7 @@ def test_missing_text_fails_showing_what_was_read(
         [
             "expect.text: image 1 does not say 'GRAND CLOSING': best match 'GRANDOPENING', "
             "similarity 0.67 < 0.95; OCR read: 'GRANDOPENING'",
-            "quality failures (expect.text): 1",
+            "quality failures (expect.text, expect.judge): 1",
         ]
     )
     (case,) = json.loads((project.path / "r.json").read_text())["cases"]

@@ -472,9 +472,14 @@ def test_readme_documents_every_option() -> None:
 
 
 def _imports(path: Path) -> set[str]:
-    """Modules of this package that ``path`` imports, at any level of the file."""
+    """Modules of this package that ``path`` imports, at any level of the file (imports
+    for type checkers only, under ``if TYPE_CHECKING:``, are no run-time cycle)."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            node.body = []
     out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 1:
             if node.module:
                 out.add(node.module.split(".")[0])
