@@ -178,8 +178,14 @@ class PriceTable:
     def judge_list_cost(self, model: str, prompt_chars: int, max_output_tokens: int) -> float:
         """One judged image, estimated high: the image's tokens, the prompt text's (chars / 3)
         and every output token the judge may write."""
+        return self.chat_list_cost(model, 1, prompt_chars, max_output_tokens)
+
+    def chat_list_cost(
+        self, model: str, images: int, prompt_chars: int, max_output_tokens: int
+    ) -> float:
+        """A chat call with ``images`` images of at most 512 px, estimated high."""
         m = self.chat_model(model)
-        tokens_in = m.image_tokens + math.ceil(prompt_chars / 3)
+        tokens_in = images * m.image_tokens + math.ceil(prompt_chars / 3)
         cost = (tokens_in * m.input + max_output_tokens * m.output) / 1e6
         return round(cost * self.multiplier, 6)
 

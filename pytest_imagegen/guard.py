@@ -73,6 +73,33 @@ def is_images_request(method: str, path: str) -> bool:
     return method.upper() == "POST" and bool(IMAGES_PATH.search(path))
 
 
+def is_chat_request(method: str, path: str) -> bool:
+    return method.upper() == "POST" and bool(CHAT_PATH.search(path))
+
+
+def request_kind(method: str, path: str) -> str | None:
+    """``image`` or ``judge`` (a chat call, e.g. a vision judge) for requests that cost."""
+    if is_images_request(method, path):
+        return "image"
+    return "judge" if is_chat_request(method, path) else None
+
+
+def chat_summary(body: Mapping[str, Any]) -> tuple[str, int, int]:
+    """(the text of a chat request, how many images it sends, its output token limit)."""
+    texts, images = [], 0
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            texts.append(content)
+        for part in content if isinstance(content, list) else []:
+            if isinstance(part, dict) and part.get("type") == "text":
+                texts.append(str(part.get("text") or ""))
+            elif isinstance(part, dict) and part.get("type") in ("image_url", "input_image"):
+                images += 1
+    limit = body.get("max_tokens") or body.get("max_completion_tokens") or 4096
+    return " ".join(texts), images, int(limit) if isinstance(limit, int) else 4096
+
+
 def is_loopback(host: str) -> bool:
     return host in LOOPBACK_HOSTS or host.startswith("127.")
 
@@ -121,6 +148,7 @@ class Call:
     fingerprint: str
     list_cost: float
     reservation: Reservation | None = None
+    kind: str = "image"
     attempts: int = 0
     in_flight: bool = False
     maybe_billed: bool = False  # an attempt timed out or dropped after it was sent
@@ -168,7 +196,8 @@ class Guard:
         method, url = str(request.method), str(request.url)
         vcr_request = VcrRequest(method, url, content, dict(request.headers))
         playable = self.cassette.can_play_response_for(vcr_request)
-        if not is_images_request(method, request.url.path):
+        kind = request_kind(method, request.url.path)
+        if kind is None:
             if not playable and self.cassette.write_protected:
                 self.abort(
                     CassetteError(
@@ -182,7 +211,7 @@ class Guard:
             if not isinstance(body, dict):
                 raise TypeError
         except (ValueError, TypeError):
-            self.abort(CassetteError(f"images request to {url} has no JSON body"))
+            self.abort(CassetteError(f"{kind} request to {url} has no JSON body"))
         digest = fingerprint(body)
         self.used.add(digest)
         self.last_live = not playable
@@ -192,9 +221,10 @@ class Guard:
             retry.in_flight = True
             self.result.attempts += 1
             return Pending(body, retry.list_cost, live=True, call=retry)
-        cost = self._price(body)
+        cost = self._price(body) if kind == "image" else self._price_chat(body)
         self.result.list_cost = (self.result.list_cost or 0.0) + cost
-        self._describe(body)
+        if kind == "image":
+            self._describe(body)
         if self.max_cost is not None and cost > self.max_cost:
             self.result.ceiling = "list"
             self.abort(list_ceiling_error(cost, self.max_cost, _summary(body), MARKER_FIX))
@@ -213,7 +243,7 @@ class Guard:
                 )
             )
         self.ctx.redactor.add(key)  # never written, never shown
-        call = Call(body, digest, cost, attempts=1, in_flight=True)
+        call = Call(body, digest, cost, attempts=1, in_flight=True, kind=kind)
         if self.ctx.budget is not None:
             try:
                 call.reservation = self.ctx.budget.reserve(cost, self.result.nodeid)
@@ -239,7 +269,12 @@ class Guard:
             with contextlib.suppress(ValueError, AttributeError):
                 usage = json.loads(content).get("usage")
         model = str(pending.body.get("model") or "")
-        actual = price_response(self.ctx, model, usage, pending.list_cost, self.result)
+        if call.kind == "judge":
+            priced = self.ctx.prices.judge_actual_cost(model, usage, pending.list_cost)
+            actual = priced.cost
+            self.result.judge_cost += actual
+        else:
+            actual = price_response(self.ctx, model, usage, pending.list_cost, self.result)
         self._close(call, actual, "ok")
         self.result.actual_cost += actual
         self.result.cassette = "recorded"
@@ -286,13 +321,22 @@ class Guard:
             nodeid=self.result.nodeid,
             suite=self.result.suite,
             category=self.result.category,
-            body=call.body,
+            body=call.body if call.kind == "image" else _chat_ledger_body(call.body),
             list_cost=call.list_cost,
             ledger_root=self.ledger_root,
             attempts=call.attempts,
+            kind=call.kind,
         )
 
     # -- helpers
+    def _price_chat(self, body: Mapping[str, Any]) -> float:
+        model = body.get("model")
+        text, images, limit = chat_summary(body)
+        try:
+            return self.ctx.prices.chat_list_cost(str(model), images, len(text), limit)
+        except ImagegenError as exc:
+            self.abort(exc)
+
     def _price(self, body: Mapping[str, Any]) -> float:
         model = body.get("model")
         if not isinstance(model, str) or not model:
@@ -366,6 +410,12 @@ class Guard:
                 f"(estimated cost {format_usd(cost)})"
             )
         )
+
+
+def _chat_ledger_body(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the ledger keeps of a chat call: the model and its text, not the images."""
+    text, images, _ = chat_summary(body)
+    return {"model": body.get("model"), "prompt": text, "images": images}
 
 
 def _bearer(value: str | None) -> str:

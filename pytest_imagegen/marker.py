@@ -29,6 +29,8 @@ from .runner import CaseResult, RunContext, apply_drift
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from .judge import Verdict
+
 
 def marker_options(
     kwargs: dict[str, Any], default_max_cost: float | None
@@ -254,6 +256,90 @@ class Imagegen:
             actual_cost=self.ctx.prices.actual_cost(model, generation.usage, list_cost),
             replayed=not live,
         )
+
+    def _client_for_test(self) -> Any:
+        from .errors import ImagegenError
+        from .settings import find_api_key
+
+        if self.guard is None:
+            self.fail(
+                "imagegen calls work only inside the test function (the cassette and cost "
+                "guard are open only while the test runs), not in fixtures"
+            )
+        try:
+            _, key = find_api_key(self.ctx.environ)
+        except ImagegenError:
+            key = REPLAY_KEY  # fine for replays; the guard refuses a live call with it
+        return self.ctx.client(key)
+
+    def judge(
+        self,
+        result: ImageResult,
+        rubric: str,
+        *,
+        min_score: float | None = None,
+        model: str | None = None,
+    ) -> list[Verdict]:
+        """Ask the vision judge whether each image of ``result`` meets ``rubric``.
+
+        Recorded in the test's cassette and replayed for $0 like ``generate``; priced
+        (``list_cost`` before sending, ``usage`` after) and booked in the budget and the
+        ledger. Fails the test when an image scores below ``min_score`` (default: ini
+        ``imagegen_judge_min_score``); returns the verdicts (``score``, ``reason``).
+        """
+        from . import judge
+        from .errors import ImagegenError
+
+        s = self.ctx.settings
+        model = model or s.judge_model
+        minimum = s.judge_min_score if min_score is None else float(min_score)
+        client = self._client_for_test()
+        verdicts = []
+        try:
+            for image in result.images:
+                body = judge.request_body(model, rubric, judge.data_url(image.data))
+                payload, _ = client.chat(body)
+                verdicts.append(judge.parse_answer(payload))
+        except (ImagegenError, judge.UnreadableAnswer) as exc:
+            self.fail(f"imagegen.judge: {exc}")
+        self.result.judge = {
+            "model": model,
+            "rubric": rubric,
+            "min_score": minimum,
+            "images": [{"score": v.score, "reason": v.reason} for v in verdicts],
+        }
+        low = [
+            f"image {i}: scored {v.score:.2f} < {minimum:.2f}: {v.reason or 'no reason given'}"
+            for i, v in enumerate(verdicts, 1)
+            if not v.passes(minimum)
+        ]
+        if low:
+            self.result.quality_check = "fail"
+            self.fail("imagegen.judge: " + "; ".join(low))
+        return verdicts
+
+    def read_text(self, result: ImageResult) -> list[list[str]]:
+        """What OCR reads in each image of ``result`` (the ``[ocr]`` extra), cached per image
+        next to the test's image sidecars so a replay reads nothing again."""
+        import hashlib
+
+        from . import ocr
+        from .errors import ImagegenError
+
+        try:
+            texts = [
+                ocr.read_text(
+                    image.data,
+                    hashlib.sha256(image.data).hexdigest(),
+                    test_images_dir(self.module),
+                    self.ctx.redactor,
+                )
+                for image in result.images
+            ]
+        except ImagegenError as exc:
+            self.fail(str(exc))
+        self.result.text = texts
+        return texts
 
     def assert_no_drift(
         self,

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 CASSETTE_FORMAT = 1
 MARKER = "imagegen-sha256:"
 MARKER_RE = re.compile(r"imagegen-sha256:([0-9a-f]{64})\.(" + "|".join(IMAGE_EXTENSIONS) + ")")
+DATA_URL_RE = re.compile(r"data:(image/[a-z0-9.+-]+);base64,([A-Za-z0-9+/]+={0,2})")
 HEADER_RE = re.compile(rb"^# pytest-imagegen cassette; request sha256=([0-9a-f]{64})")
 SECRET_HEADERS = (
     "authorization",
@@ -476,7 +477,9 @@ class Persister:
         requests, responses = [], []
         for interaction in data["interactions"]:
             try:
-                requests.append(Request._from_dict(interaction["request"]))
+                requests.append(
+                    Request._from_dict(self._restore_request(dict(interaction["request"]), path))
+                )
                 responses.append(self._restore(dict(interaction["response"]), path))
             except DAMAGE as exc:
                 raise damaged(path, f"a malformed interaction ({why(exc)})", self.fix) from None
@@ -501,7 +504,12 @@ class Persister:
                 continue  # a stale request replaced by this run
             response = self._externalize(compat.convert_to_unicode(dict(response)), image_refs)
             interactions.append(
-                {"request": compat.convert_to_unicode(request._to_dict()), "response": response}
+                {
+                    "request": self._externalize_request(
+                        compat.convert_to_unicode(request._to_dict())
+                    ),
+                    "response": response,
+                }
             )
         data: dict[str, Any] = {
             "version": 1,
@@ -558,6 +566,38 @@ class Persister:
             content = content.replace(b64, MARKER + ref, 1)
         response["body"] = {"string": content}
         return response
+
+    def _externalize_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Images a request sends as data URLs (a vision judge's input) become sidecars."""
+        body = request.get("body")
+        if isinstance(body, bytes):
+            with contextlib.suppress(UnicodeDecodeError):
+                body = body.decode("utf-8")
+        if not isinstance(body, str) or "data:image/" not in body:
+            return request
+
+        def stash(m: re.Match[str]) -> str:
+            try:
+                data = base64.b64decode(m.group(2), validate=True)
+            except ValueError:
+                return m.group(0)
+            if base64.b64encode(data).decode("ascii") != m.group(2):
+                return m.group(0)  # not canonical: keep inline so matching stays exact
+            return f"data:{m.group(1)};base64,{MARKER}{self.images.put(data)}"
+
+        request["body"] = DATA_URL_RE.sub(stash, body)
+        return request
+
+    def _restore_request(self, request: dict[str, Any], path: Path) -> dict[str, Any]:
+        body = request.get("body")
+        if isinstance(body, str) and MARKER in body:
+
+            def put_back(m: re.Match[str]) -> str:
+                raw = self.images.get(m.group(1), m.group(2), cassette=path, fix=self.fix)
+                return base64.b64encode(raw).decode("ascii")
+
+            request["body"] = MARKER_RE.sub(put_back, body)
+        return request
 
     def _restore(self, response: dict[str, Any], path: Path) -> dict[str, Any]:
         body = response.get("body") or {}

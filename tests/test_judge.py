@@ -238,3 +238,75 @@ def test_bad_judge_settings_are_collection_errors(
     result = project.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([f"*case 'icon': field 'expect': {message}"])
+
+
+# ------------------------------------------------------------------- Python API
+
+
+def test_fixture_judge_and_read_text_record_and_replay(
+    project: pytest.Pytester, live_env: FakeImagesServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("rapidocr_onnxruntime", reason="needs pip install '.[ocr]'")
+    project.makepyfile(
+        test_poster="""
+        def test_poster(imagegen):
+            result = imagegen.generate('A poster that says "GRAND OPENING"', size="256x256",
+                                       quality="low")
+            (verdict,) = imagegen.judge(result, "a poster that says grand opening")
+            assert verdict.score == 1.0
+            assert imagegen.read_text(result) == [["GRANDOPENING"]]
+        """
+    )
+    project.runpytest(ONCE, "--imagegen-report=r.json").assert_outcomes(passed=1)
+    assert live_env.requests == 1 and live_env.chat_requests == 1
+    (case,) = json.loads((project.path / "r.json").read_text())["cases"]
+    assert case["judge"]["images"][0]["score"] == 1.0 and case["judge_cost"] > 0
+    assert case["text"] == [["GRANDOPENING"]]
+    cassette = (project.path / "cassettes/test_poster/test_poster.imagegen.yaml").read_text()
+    assert "/chat/completions" in cassette and len(cassette) < 20_000  # data URL in a sidecar
+    kinds = [line["kind"] for line in _ledger(project.path)]
+    assert kinds == ["image", "judge"]
+    monkeypatch.setenv("IMAGEGEN_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.delenv("IMAGEGEN_API_KEY")
+    project.runpytest().assert_outcomes(passed=1)  # offline, no key, $0
+    assert live_env.chat_requests == 1
+
+
+def test_sdk_chat_calls_in_marked_tests_are_priced_and_recorded(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
+    image = _render(live_env, "Flat app icon of a paper plane")
+    project.makepyfile(
+        test_chat=f"""
+        import os, openai, pytest
+        from pytest_imagegen import judge
+
+        URL = judge.data_url(bytes.fromhex({image.hex()!r}))
+
+        @pytest.mark.imagegen(max_cost=0.01)
+        def test_judge_with_the_sdk():
+            client = openai.OpenAI(base_url=os.environ["IMAGEGEN_BASE_URL"],
+                                   api_key=os.environ["IMAGEGEN_API_KEY"], max_retries=0)
+            answer = client.chat.completions.create(
+                **judge.request_body("gpt-4.1-mini", "a paper plane icon", URL))
+            assert judge.parse_answer(answer.model_dump()).score == 1.0
+
+        @pytest.mark.imagegen(max_cost=0.00001)
+        def test_too_expensive():
+            client = openai.OpenAI(base_url=os.environ["IMAGEGEN_BASE_URL"],
+                                   api_key=os.environ["IMAGEGEN_API_KEY"], max_retries=0)
+            client.chat.completions.create(
+                **judge.request_body("gpt-4o", "a paper plane icon", URL))
+        """
+    )
+    result = project.runpytest(ONCE, "--imagegen-report=r.json")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*list cost $0.00* is above max_cost $0.0000*no request was sent*"]
+    )
+    assert live_env.chat_requests == 1
+    cases = {c["nodeid"]: c for c in json.loads((project.path / "r.json").read_text())["cases"]}
+    sdk = cases["test_chat.py::test_judge_with_the_sdk"]
+    assert 0 < sdk["actual_cost"] <= sdk["list_cost"]
+    project.runpytest("-k", "sdk").assert_outcomes(passed=1)  # replayed
+    assert live_env.chat_requests == 1
