@@ -308,6 +308,7 @@ def markdown(
             f"| {_md(r.get('cassette'))} | {_md((r.get('drift') or {}).get('status') or '')} "
             f"| {_md(r.get('outcome'))} |"
         )
+    out += _quality_rows(ordered[:MARKDOWN_CASE_ROWS])
     revised = [
         (r, p) for r in ordered[:MARKDOWN_CASE_ROWS] for p in r.get("revised_prompts") or [] if p
     ]
@@ -319,3 +320,30 @@ def markdown(
             f"\n... and {len(ordered) - MARKDOWN_CASE_ROWS} more cases (see the JSON report)"
         )
     return "\n".join(out) + "\n"
+
+
+def _quality_rows(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A table of what OCR read and what the judge said, for the cases that check quality."""
+    checked = [r for r in results if r.get("text") is not None or r.get("judge")]
+    if not checked:
+        return []
+    out = [
+        "",
+        "### Quality checks",
+        "",
+        "| case | accepted | OCR read | judge |",
+        "|---|---:|---|---|",
+    ]
+    for r in checked:
+        read = "; ".join(" / ".join(lines) or "nothing" for lines in r.get("text") or [])
+        judged = r.get("judge") or {}
+        scores = ", ".join(
+            f"{i.get('score')} ({i.get('reason')})" for i in judged.get("images") or []
+        )
+        verdict = f"{scores}; needs {judged.get('min_score')}" if judged else ""
+        images = len(r.get("text") or []) or len(judged.get("images") or [])
+        out.append(
+            f"| {_code(r.get('nodeid'))} | {r.get('accepted')}/{images} | {_md(read)} "
+            f"| {_md(verdict)} |"
+        )
+    return out

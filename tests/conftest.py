@@ -40,6 +40,10 @@ needs_xdist = pytest.mark.skipif(
     importlib.util.find_spec("xdist") is None,
     reason="needs pytest-xdist (pip install -e '.[test]' installs it)",
 )
+needs_ocr = pytest.mark.skipif(
+    importlib.util.find_spec("rapidocr_onnxruntime") is None,
+    reason="needs the OCR engine: pip install -e '.[test,ocr]'",
+)
 XDIST_2 = pytest.param(["-n", "2"], marks=needs_xdist, id="xdist")
 
 # Requests that escape a test's own fake server land here: a closed loopback

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import needs_xdist
+from .conftest import needs_ocr, needs_xdist
 
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
@@ -25,6 +25,8 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
          ["on disk / raw ", "on disk / raw (duplicates stored once)"]),
         pytest.param("record_scale.py", ["--cases", "4", "--latency", "0.2", "--workers", "2"],
                      ["speed-up -n 2 vs -n 0 (wall time)"], marks=needs_xdist),
+        pytest.param("quality_replay.py", ["--cases", "2", "--size", "256x256", "--rounds", "1"],
+                     ["with checks / without (per case)"], marks=needs_ocr),
         ("estimate_scale.py", ["--sizes", "20", "40", "--files", "2", "--rounds", "1"],
          ["estimate / collection (worst size)", "estimate memory per extra case"]),
     ],

@@ -144,7 +144,7 @@ def test_judge_is_recorded_with_the_images_and_replayed_offline(
     project: pytest.Pytester, live_env: FakeImagesServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _suite(project, '"a flat icon of a paper plane"')
-    result = project.runpytest(ONCE, "--imagegen-report=r.json")
+    result = project.runpytest(ONCE, "--imagegen-report=r.json", "--imagegen-markdown=r.md")
     result.assert_outcomes(passed=1)
     assert live_env.requests == 1 and live_env.chat_requests == 1
     (case,) = json.loads((project.path / "r.json").read_text())["cases"]
@@ -152,6 +152,8 @@ def test_judge_is_recorded_with_the_images_and_replayed_offline(
         {"score": 1.0, "reason": "shows 4 of 4 things the rubric names"}
     ]
     assert case["judge"]["model"] == "gpt-4.1-mini" and case["judge"]["min_score"] == 0.7
+    markdown = (project.path / "r.md").read_text()
+    assert "### Quality checks" in markdown and "1.0 &#40;shows 4 of 4 things" in markdown
     prices = PriceTable.load()
     image = prices.list_cost("gpt-image-2", "256x256", "low", 1, "x" * 48).total
     estimate = prices.judge_list_cost(
@@ -214,8 +216,13 @@ def test_budget_and_estimate_include_the_judge(
     _suite(project, '"a flat icon of a paper plane"')
     prices = PriceTable.load()
     image = prices.list_cost("gpt-image-2", "256x256", "low", 1, "x" * 48).total
+    judged = prices.judge_list_cost(
+        "gpt-4.1-mini", judge.prompt_chars("a flat icon of a paper plane"), 200
+    )
     estimate = project.runpytest("--imagegen-estimate")
-    estimate.stdout.fnmatch_lines(["full live run (--imagegen-record-mode=all): $0.00*"])
+    estimate.stdout.fnmatch_lines(
+        [f"full live run (--imagegen-record-mode=all): ${image + judged:.4f}"]
+    )
     result = project.runpytest(ONCE, f"--imagegen-budget={image + 0.00001}")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*session budget*would be exceeded*"])
