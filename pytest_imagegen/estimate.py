@@ -91,3 +91,26 @@ def render(est: Estimate, *, per_case: bool = True) -> list[str]:
     )
     lines.append("nothing was sent and no test was run")
     return lines
+
+
+def right_size_lines(est: Estimate) -> list[str]:
+    """``--imagegen-estimate --imagegen-right-size``: what recording each group would cost."""
+    groups: dict[str, list[EstimateRow]] = {}
+    for r in est.rows:
+        if r.spec.right_size_group:
+            groups.setdefault(r.nodeid.split("[", 1)[0], []).append(r)
+    lines = []
+    for key, rows in sorted(groups.items()):
+        to_record = [r for r in rows if r.cassette != "fresh" and r.over_ceiling is None]
+        lines.append(
+            f"{key}: {len(rows)} variants, all of them live {format_usd(sum(r.list_cost for r in rows))}; "
+            f"recording the {len(to_record)} without a fresh cassette "
+            f"{format_usd(sum(r.list_cost for r in to_record))}"
+        )
+        for r in rows:
+            excluded = f"  excluded by its use case: {r.spec.excluded}" if r.spec.excluded else ""
+            lines.append(
+                f"  {'-'.join(f'{k}={v}' for k, v in r.spec.matrix)}  "
+                f"{format_usd(r.list_cost)}  cassette: {r.cassette}{excluded}"
+            )
+    return lines or ["no right-sizing groups (cases with a matrix over size, quality, n or model)"]

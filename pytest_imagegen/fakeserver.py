@@ -125,13 +125,14 @@ def draw_captions(image: Any, lines: list[str]) -> None:
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default()
-    glyph_h = 13
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
     rendered = []
     for line in lines:
-        width = int(ImageDraw.Draw(Image.new("L", (1, 1))).textlength(line, font=font)) + 4
-        small = Image.new("L", (width, glyph_h), 0)
-        ImageDraw.Draw(small).text((2, 1), line, fill=255, font=font)
+        left, top, right, bottom = measure.textbbox((0, 0), line, font=font)
+        small = Image.new("L", (right - left + 4, bottom - top + 4), 0)
+        ImageDraw.Draw(small).text((2 - left, 2 - top), line, fill=255, font=font)
         rendered.append(small)
+    glyph_h = max(r.height for r in rendered)
     widest = max(r.width for r in rendered)
     scale = max(1, min((image.width - 32) // widest, (image.height // (3 * len(lines))) // glyph_h))
     band_h = sum(r.height * scale for r in rendered) + 16 * (len(rendered) + 1)

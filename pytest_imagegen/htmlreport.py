@@ -51,6 +51,10 @@ figure img{max-width:320px;max-height:320px;border:1px solid #ccd3db;display:blo
 figcaption{font-size:12px;color:#4a5562;max-width:320px}
 .over{color:#b01e1e;font-weight:600}
 .none{color:#7b8794;font-style:italic}
+.variants{display:flex;gap:16px;flex-wrap:wrap}
+.variant{background:#fff;border:1px solid #d8dee6;border-radius:8px;padding:8px;max-width:340px}
+.variant.recommended{border:3px solid #3c9d5d}
+.verdict{font-weight:600}
 """
 
 
@@ -160,8 +164,52 @@ def _case(r: Mapping[str, Any], images: Path) -> str:
     )
 
 
+def _right_size(groups: Sequence[Any], images: Path) -> str:
+    """The variants of each right-sizing group side by side, with cost and verdict."""
+    from .rightsize import shown_cost_per_accepted
+
+    sections = []
+    for g in groups:
+        cards = []
+        for v in g.variants:
+            verdict = (
+                "recommended"
+                if v.nodeid == g.recommended
+                else f"excluded: {v.excluded}"
+                if v.excluded
+                else "passes"
+                if v.passing
+                else "below the accept rate"
+            )
+            rate = "n/a" if v.accept_rate is None else f"{v.accept_rate:.0%}"
+            per = shown_cost_per_accepted(v.cost_per_accepted, v.accepted)
+            cls = "variant recommended" if v.nodeid == g.recommended else "variant"
+            src = _copy(v.image_path, images) if v.image_path else None
+            cards.append(
+                f'<div class="{cls}" data-verdict="{_e(verdict)}">'
+                f"{_figure(src, _e(v.label))}"
+                f"<p>list {_e(format_usd(v.list_cost))} · accepted {v.accepted}/{v.images} "
+                f"({_e(rate)}) · per accepted image {_e(per)}</p>"
+                f'<p class="verdict">{_e(verdict)}</p></div>'
+            )
+        note = f'<p class="note">{_e(g.note)}</p>' if g.note else ""
+        sections.append(
+            f'<section class="group"><h2>{_e(g.key)}</h2>'
+            f"<p>passes at accept rate ≥ {g.min_accept_rate:.0%}</p>"
+            f'<div class="variants">{"".join(cards)}</div>{note}</section>'
+        )
+    return (
+        '<section id="right-size"><h1>Right-sizing: the cheapest setting that meets the brief</h1>'
+        + "".join(sections)
+        + "</section>"
+    )
+
+
 def write(
-    directory: Path, results: Sequence[Mapping[str, Any]], redactor: Redactor | None = None
+    directory: Path,
+    results: Sequence[Mapping[str, Any]],
+    redactor: Redactor | None = None,
+    right_size: Sequence[Any] | None = None,
 ) -> Path:
     """Write ``directory/index.html`` (and copies of the images); return its path."""
     if redactor is not None:
@@ -180,6 +228,7 @@ def write(
         f'<p class="summary">{len(results)} cases · {failed} failed · {warned} drift warnings</p>'
         '<input type="checkbox" id="only-failures">'
         '<label class="toggle" for="only-failures">show failures only</label>'
+        f"{_right_size(right_size, images) if right_size else ''}"
         f'<main id="cases">{body}</main></body></html>\n'
     )
     index = directory / "index.html"

@@ -87,7 +87,13 @@ def run_engine(data: bytes) -> list[str]:
     """Text lines the engine reads in ``data`` (top to bottom, as the engine orders them)."""
     engine = _get_engine()
     with _lock:  # one reading at a time per process: the engine is not thread-safe
-        result, _ = engine(data)
+        try:
+            result, _ = engine(data)
+        except Exception as exc:  # the engine's own failure: a message, not its traceback
+            raise ImagegenError(
+                f"the OCR engine {ENGINE} failed on an image ({type(exc).__name__}: {exc}); "
+                "check the image in the review page (--imagegen-html) or upgrade the engine"
+            ) from None
     return [str(item[1]) for item in result or [] if len(item) > 1]
 
 

@@ -140,6 +140,15 @@ def add_options(parser: pytest.Parser) -> None:
         help="write DIR/index.html: baseline and current images side by side, distances, "
         "costs and status per case, failures first (self-contained, images copied into DIR).",
     )
+    group.addoption(
+        "--imagegen-right-size",
+        action="store_true",
+        default=False,
+        help="for every case with a matrix over size, quality, n or model: rank the variants "
+        "by cost per accepted image and recommend the cheapest that reaches "
+        "expect.min_accept_rate (terminal, JSON `right_size`, Markdown, HTML); with "
+        "--imagegen-estimate, what recording each group would cost.",
+    )
     parser.addini(
         "imagegen_suites",
         type="args",

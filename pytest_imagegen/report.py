@@ -26,6 +26,7 @@ CASE_FIELDS = (
     "nodeid", "suite", "category", "model", "size", "quality", "n",
     "list_cost", "actual_cost", "max_cost", "cassette", "saved", "ceiling",
     "drift", "outcome", "revised_prompts", "text", "accepted", "judge", "judge_cost",
+    "images", "accept_rate", "cost_per_accepted", "group", "variant",
 )  # fmt: skip
 MARKDOWN_CASE_ROWS = 200
 EPSILON = 1e-9
@@ -106,7 +107,10 @@ def terminal_lines(s: Summary) -> list[str]:
 
 
 def case_record(r: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: r.get(name) for name in CASE_FIELDS}
+    from .rightsize import economics
+
+    merged = {**r, **economics(r)}
+    return {name: merged.get(name) for name in CASE_FIELDS}
 
 
 def json_report(
@@ -266,6 +270,7 @@ def markdown(
     results: Sequence[Mapping[str, Any]],
     diff: CostDiff | None = None,
     limit: CostLimit | None = None,
+    right_size: Sequence[Any] | None = None,
 ) -> str:
     s = summarize(results)
     out = [
@@ -297,8 +302,9 @@ def markdown(
     out += [
         "### Cases",
         "",
-        "| case | model | size | quality | n | list cost | actual | cassette | drift | outcome |",
-        "|---|---|---|---|---:|---:|---:|---|---|---|",
+        "| case | model | size | quality | n | list cost | actual | cassette | drift | accepted "
+        "| cost per accepted | outcome |",
+        "|---|---|---|---|---:|---:|---:|---|---|---:|---:|---|",
     ]
     for r in ordered[:MARKDOWN_CASE_ROWS]:
         out.append(
@@ -306,9 +312,13 @@ def markdown(
             f"| {_md(r.get('quality') or 'auto')} | {r.get('n')} "
             f"| {format_usd(r.get('list_cost') or 0.0)} | {format_usd(r.get('actual_cost') or 0.0)} "
             f"| {_md(r.get('cassette'))} | {_md((r.get('drift') or {}).get('status') or '')} "
-            f"| {_md(r.get('outcome'))} |"
+            f"| {_accepted_cells(r)} | {_md(r.get('outcome'))} |"
         )
     out += _quality_rows(ordered[:MARKDOWN_CASE_ROWS])
+    if right_size:
+        from .rightsize import markdown as right_size_markdown
+
+        out += right_size_markdown(list(right_size), _md, _code)
     revised = [
         (r, p) for r in ordered[:MARKDOWN_CASE_ROWS] for p in r.get("revised_prompts") or [] if p
     ]
@@ -347,3 +357,15 @@ def _quality_rows(results: Sequence[Mapping[str, Any]]) -> list[str]:
             f"| {_md(verdict)} |"
         )
     return out
+
+
+def _accepted_cells(r: Mapping[str, Any]) -> str:
+    """``accepted/images | cost per accepted`` cells of the case table."""
+    from .rightsize import economics, shown_cost_per_accepted
+
+    if r.get("images") is None or r.get("accepted") is None:
+        return " | "
+    per = economics(r)["cost_per_accepted"]
+    return (
+        f"{r.get('accepted')}/{r.get('images')} | {shown_cost_per_accepted(per, r.get('accepted'))}"
+    )

@@ -58,6 +58,11 @@ class CaseResult:
     quality_check: str | None = None  # "fail" when expect.text (or the judge) failed the test
     judge: dict[str, Any] | None = None  # model, rubric, min_score, per image score and reason
     judge_cost: float = 0.0  # what judging cost in this run (0 on replay)
+    images: int | None = None  # images that came back
+    group: str | None = None  # right-sizing group (a matrix over size/quality/n/model)
+    variant: str | None = None  # this case's cell of that matrix, e.g. "quality=low-size=…"
+    min_accept_rate: float = 1.0
+    excluded: str | None = None  # the use-case limit that rules this variant out
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,6 +180,10 @@ def new_result(spec: CaseSpec, nodeid: str) -> CaseResult:
         n=spec.n,
         prompt=spec.prompt,
         request=request_params(body),
+        min_accept_rate=spec.expect.min_accept_rate,
+        group=nodeid.split("[", 1)[0] if spec.right_size_group else None,
+        variant="-".join(f"{k}={v}" for k, v in spec.matrix) if spec.right_size_group else None,
+        excluded=spec.excluded,
     )
 
 
@@ -375,6 +384,7 @@ def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
         min_score=(result.judge or {}).get("min_score"),
     )
     result.accepted, result.text = assessment.accepted, assessment.text
+    result.images = len(images)
     if assessment.quality:
         result.quality_check = "fail"
     assessment.raise_for()

@@ -179,6 +179,12 @@ class ImagegenState:
             tr.write_sep("-", "imagegen estimate")
             for line in render(est, per_case=self.config.getoption("verbose") >= 0):
                 tr.write_line(line)
+            if self.config.getoption("imagegen_right_size"):
+                from .estimate import right_size_lines
+
+                tr.write_sep("-", "imagegen right-size estimate")
+                for line in right_size_lines(est):
+                    tr.write_line(line)
         return True
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -217,12 +223,15 @@ class ImagegenState:
                 "change": self.cost_diff.change,
             }
         redactor = self.ctx.redactor
+        groups = self.right_size_groups()
+        if groups is not None:
+            extra["right_size"] = [g.to_dict() for g in groups]
         if self.report_path is not None:
             report.write_json(self.report_path, report.json_report(self.results, extra), redactor)
         if self.markdown_path is not None or os.environ.get("GITHUB_STEP_SUMMARY"):
             from .files import append_text, write_text
 
-            text = report.markdown(self.results, self.cost_diff, self.cost_limit)
+            text = report.markdown(self.results, self.cost_diff, self.cost_limit, groups)
             if self.markdown_path is not None:
                 write_text(self.markdown_path, text, redactor)
             step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -247,7 +256,9 @@ class ImagegenState:
         if self.settings.html_dir is not None:
             from . import htmlreport
 
-            index = htmlreport.write(self.settings.html_dir, self.results, self.ctx.redactor)
+            index = htmlreport.write(
+                self.settings.html_dir, self.results, self.ctx.redactor, self.right_size_groups()
+            )
             self.finish_lines.append(f"visual review: {relative(self.config, index)}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -284,6 +295,13 @@ class ImagegenState:
                 "(--imagegen-fake-server: every images request of this session went to the "
                 "built-in fake server; nothing was billed, and the ledger keeps it apart)"
             )
+        groups = None if estimating else self.right_size_groups()
+        if groups:
+            from .rightsize import terminal_lines as right_size_lines
+
+            terminalreporter.write_sep("-", "imagegen right-size")
+            for line in right_size_lines(groups):
+                terminalreporter.write_line(mask(line))
 
     # -- tests' own code: the imagegen marker and fixture
     def _find_shared_cassettes(self, items: list[pytest.Item]) -> None:
@@ -392,6 +410,14 @@ class ImagegenState:
             result.outcome = report.outcome
             report.imagegen = self.ctx.redactor.mask_data(result.to_dict())  # type: ignore[attr-defined]
 
+    def right_size_groups(self) -> list[Any] | None:
+        """The right-sizing groups of the run (``--imagegen-right-size``), else ``None``."""
+        if not self.config.getoption("imagegen_right_size"):
+            return None
+        from .rightsize import groups
+
+        return groups(self.results)
+
     def fail(self, exc: BaseException | str) -> NoReturn:
         """Fail the running test with a plugin message: no traceback, no API key."""
         pytest.fail(self.ctx.redactor.mask(str(exc)), pytrace=False)
@@ -454,8 +480,15 @@ def case_spec(item: pytest.Item) -> CaseSpec | None:
 
 def report_costs(item: pytest.Item, result: CaseResult) -> None:
     """JUnit XML properties (--junitxml), also carried to the xdist controller."""
+    from .rightsize import economics, shown_cost_per_accepted
+
     item.user_properties.append(("list_cost", result.list_cost))
     item.user_properties.append(("actual_cost", result.actual_cost))
+    e = economics(result.to_dict())
+    if e["accept_rate"] is not None:
+        item.user_properties.append(("accept_rate", e["accept_rate"]))
+        per = shown_cost_per_accepted(e["cost_per_accepted"], result.accepted)
+        item.user_properties.append(("cost_per_accepted", e["cost_per_accepted"] or per))
 
 
 def warn_drift(result: CaseResult) -> None:

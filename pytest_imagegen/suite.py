@@ -7,6 +7,7 @@ case id, the field, what is wrong and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 import math
@@ -31,7 +32,11 @@ CASE_KEYS = (
     "params", "tags", "expect", "matrix", "use_case",
 )  # fmt: skip
 DEFAULT_KEYS = tuple(k for k in CASE_KEYS if k not in ("id", "matrix", "prompt", "description"))
-EXPECT_KEYS = ("count", "size", "format", "drift", "text", "text_similarity", "judge")
+EXPECT_KEYS = (
+    "count", "size", "format", "drift", "text", "text_similarity", "judge", "min_accept_rate",
+)  # fmt: skip
+#: matrix fields that make a case a right-sizing group (SPEC §14)
+RIGHT_SIZE_FIELDS = ("size", "quality", "n", "model")
 JUDGE_KEYS = ("rubric", "min_score", "model")
 DRIFT_ALGORITHMS = ("phash", "colorhash", "ahash", "dhash", "whash")
 MATRIX_FIELDS = ("model", "size", "quality", "n", "prompt")
@@ -67,6 +72,7 @@ class Expect:
     text: tuple[str, ...] = ()  # strings OCR must read in every image
     text_similarity: float = 0.95  # see textmatch: 1 - edit distance / len(expected)
     judge: JudgeSpec | None = None
+    min_accept_rate: float = 1.0  # right-sizing: a variant passes at this accept rate
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,12 @@ class CaseSpec:
     category: str | None = None
     use_case: str | None = None
     matrix: tuple[tuple[str, Any], ...] = ()
+    excluded: str | None = None  # right-sizing variant outside its use-case profile: why
+
+    @property
+    def right_size_group(self) -> bool:
+        """A matrix over size, quality, n or model: its cells are variants to compare."""
+        return any(key in RIGHT_SIZE_FIELDS for key, _ in self.matrix)
 
     def request_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -351,7 +363,9 @@ def load_suite(
         _check_keys(problems, case, CASE_KEYS, cid, "a case")
         for spec in _expand_case(problems, suite, defaults, case, cid, prices):
             veto = check_case(spec) if check_case else None
-            if veto:
+            if veto and spec.right_size_group:  # shown in the right-size report, never chosen
+                suite.cases.append(dataclasses.replace(spec, excluded=veto))
+            elif veto:
                 problems.add(spec.line, spec.id, "use_case", veto)
             else:
                 suite.cases.append(spec)
@@ -656,6 +670,18 @@ def _build_expect(
         )
         ok = False
     judge = _build_judge(bad, raw)
+    min_accept = raw.get("min_accept_rate", 1.0)
+    if (
+        isinstance(min_accept, bool)
+        or not isinstance(min_accept, (int, float))
+        or not 0 < min_accept <= 1
+    ):
+        bad(
+            "expect",
+            f"min_accept_rate must be a number above 0 and at most 1, got {min_accept!r}",
+            raw,
+        )
+        ok = False
     if not ok or judge is False:
         return None
     return Expect(
@@ -666,6 +692,7 @@ def _build_expect(
         text=tuple(texts),
         text_similarity=float(similarity),
         judge=judge if isinstance(judge, JudgeSpec) else None,
+        min_accept_rate=float(min_accept),
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
+import shutil
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +36,13 @@ imagehash.phash(PIL.Image.new("RGB", (8, 8)))  # loads scipy's FFT, which cannot
 imagehash.whash(PIL.Image.new("RGB", (8, 8)))  # and PyWavelets
 with contextlib.suppress(ImportError):  # its pytest plugin imports it at every run's summary
     import hypothesis  # noqa: F401
+with contextlib.suppress(ImportError):  # the OCR engine (and shapely, cv2) must load only once
+    import rapidocr_onnxruntime  # noqa: F401
+    import shapely.geometry  # noqa: F401
+
+    from pytest_imagegen import ocr as _ocr
+
+    _ocr._get_engine()
 
 #: tests that run pytester with ``-n``: skipped, with the reason shown, without pytest-xdist
 needs_xdist = pytest.mark.skipif(
@@ -100,3 +109,37 @@ SMALL_CASE = """
         size: 256x256
         quality: low
 """
+
+
+def _find(name: str, *more: str) -> str | None:
+    for candidate in (name, *more):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    chromium = _find("chromium", "chromium-browser", "google-chrome")
+    driver_path = _find("chromedriver")
+    if not chromium or not driver_path:
+        why = (
+            "this test needs Chromium and ChromeDriver: `apt-get install chromium "
+            "chromium-driver` (.ci/run installs them)"
+        )
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(why)  # CI must really drive the browser
+        pytest.skip(why)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -223,7 +223,8 @@ def test_json_markdown_step_summary_and_junit(
     assert list(case) == [
         "nodeid", "suite", "category", "model", "size", "quality", "n", "list_cost",
         "actual_cost", "max_cost", "cassette", "saved", "ceiling", "drift", "outcome",
-        "revised_prompts", "text", "accepted", "judge", "judge_cost",
+        "revised_prompts", "text", "accepted", "judge", "judge_cost", "images", "accept_rate",
+        "cost_per_accepted", "group", "variant",
     ]  # fmt: skip
     assert case["nodeid"] == "prompt_suites/s.yaml::kite"
     assert case["category"] == "kites"
@@ -237,7 +238,7 @@ def test_json_markdown_step_summary_and_junit(
         "| <code>prompt&#95;suites/s.yaml&#58;&#58;kite</code> | gpt-image-2 | 256x256 | low | 1 |"
         in md
     )
-    assert "| recorded | accepted | passed |" in md
+    assert "| recorded | accepted | 1/1 | $0.0009 | passed |" in md
     assert step.read_text() == "# earlier step\n" + md
     props = {
         p.get("name"): p.get("value")

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,40 +29,6 @@ def test_page_is_escaped_and_self_contained(tmp_path: Path) -> None:
     assert "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;" in page
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", page)  # no external assets
     assert page.index("s.yaml::bad") < page.index("s.yaml::ok")  # failures first
-
-
-def _find(name: str, *more: str) -> str | None:
-    for candidate in (name, *more):
-        found = shutil.which(candidate)
-        if found:
-            return found
-    return None
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    chromium = _find("chromium", "chromium-browser", "google-chrome")
-    driver_path = _find("chromedriver")
-    if not chromium or not driver_path:
-        why = (
-            "this test needs Chromium and ChromeDriver: `apt-get install chromium "
-            "chromium-driver` (.ci/run installs them)"
-        )
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(why)  # CI must really drive the browser
-        pytest.skip(why)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_review_page_in_a_real_browser(

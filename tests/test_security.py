@@ -332,7 +332,7 @@ def test_markdown_cells_cannot_break_out(
     for live in ("![", "](", "<img", "`"):
         assert live not in md  # ... but renders as text only
     row = next(line for line in md.splitlines() if "evil" in line)
-    assert row.count(" | ") == 9  # no extra table cells
+    assert row.count(" | ") == 11  # no extra table cells
 
 
 # ------------------------------------------------------- 8.-11. cost integrity
