@@ -128,7 +128,7 @@ def draw_captions(image: Any, lines: list[str]) -> None:
     measure = ImageDraw.Draw(Image.new("L", (1, 1)))
     rendered = []
     for line in lines:
-        left, top, right, bottom = measure.textbbox((0, 0), line, font=font)
+        left, top, right, bottom = (int(v) for v in measure.textbbox((0, 0), line, font=font))
         small = Image.new("L", (right - left + 4, bottom - top + 4), 0)
         ImageDraw.Draw(small).text((2 - left, 2 - top), line, fill=255, font=font)
         rendered.append(small)
