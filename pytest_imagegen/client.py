@@ -289,6 +289,31 @@ class ImagesClient:
             )
         return payload, attempts
 
+    def edit(
+        self,
+        fields: Mapping[str, str],
+        images: list[tuple[str, bytes, str]],
+        mask: tuple[str, bytes, str] | None = None,
+    ) -> Generation:
+        """POST ``/images/edits`` (multipart: text fields, files ``image[]`` and ``mask``)."""
+        files = [("image[]", image) for image in images]
+        if mask is not None:
+            files.append(("mask", mask))
+        response, attempts = self._send(
+            "POST",
+            self.base_url.rstrip("/") + "/images/edits",
+            "image edit request",
+            data=dict(fields),
+            files=files,
+            headers={"User-Agent": USER_AGENT},
+            auth=self._auth,
+        )
+        try:
+            return self._decode(response, attempts)
+        except APIError as exc:  # the call was answered 2xx, and billed
+            exc.outcome = UNREADABLE
+            raise
+
     def generate(self, body: Mapping[str, Any]) -> Generation:
         """POST ``/images/generations`` and return decoded images."""
         response, attempts = self._send(

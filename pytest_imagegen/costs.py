@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -277,6 +277,17 @@ class PriceTable:
         if m.tokens is not None:
             text = estimate_text_tokens(prompt) * m.tokens.text_input / 1e6
         return CostBreakdown(images=images, text=text, multiplier=self.multiplier)
+
+    def input_images_cost(self, model: str, sizes: Iterable[tuple[int, int]]) -> float:
+        """An edit's input images (and mask) at the image input rate, estimated high
+        (see ``edits.input_image_tokens``); models priced per image only add nothing."""
+        from .edits import input_image_tokens
+
+        m = self.model(model)
+        if m.tokens is None:
+            return 0.0
+        tokens = sum(input_image_tokens(w, h) for w, h in sizes)
+        return round(tokens * m.tokens.image_input / 1e6 * self.multiplier, 6)
 
     def actual_cost(self, model: str, usage: Any, list_cost: float) -> float:
         """Billed cost from ``usage`` tokens; the list cost when they are missing."""

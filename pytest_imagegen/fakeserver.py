@@ -373,7 +373,9 @@ class FakeImagesServer:
             return bad(f"Invalid output_format '{fmt}'.", "output_format", "invalid_value")
         return None
 
-    def generate(self, body: dict[str, Any], base: str) -> dict[str, Any]:
+    def generate(
+        self, body: dict[str, Any], base: str, files: list[tuple[str, bytes]] | None = None
+    ) -> dict[str, Any]:
         model = body.get("model", "gpt-image-2")
         prices = self.prices.models[model]
         n = int(body.get("n", 1))
@@ -389,7 +391,9 @@ class FakeImagesServer:
         seed = body.get("seed", self.seed)
         data = []
         for index in range(n):
-            key = (body["prompt"], size, quality, seed, index)
+            key: tuple[Any, ...] = (body["prompt"], size, quality, seed, index)
+            if files:  # an edit: the result depends on the input images too
+                key += (hashlib.sha256(b"".join(d for _, d in files)).hexdigest()[:16],)
             picture = self.picture_bytes(key, w, h, fmt, compression)
             item: dict[str, Any] = {
                 "revised_prompt": body["prompt"] if model == "dall-e-3" else None
@@ -414,13 +418,90 @@ class FakeImagesServer:
             per_image = prices.image_price(size, quality)
             output_tokens = math.floor(per_image * n / prices.tokens.image_output * 1e6 * 0.95)
             text_tokens = max(1, estimate_text_tokens(body["prompt"]) * 3 // 4)
+            image_tokens = sum(_input_tokens(d) for _, d in files or [])
             result["usage"] = {
-                "input_tokens": text_tokens,
+                "input_tokens": text_tokens + image_tokens,
                 "output_tokens": output_tokens,
-                "total_tokens": text_tokens + output_tokens,
-                "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": 0},
+                "total_tokens": text_tokens + image_tokens + output_tokens,
+                "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
             }
         return result
+
+
+FILES = "__files__"
+
+
+def _parse_form(content_type: str, raw: bytes) -> dict[str, Any]:
+    """A multipart/form-data body: its text fields (``n`` as a number) and, under
+    ``__files__``, its files as (field name, bytes)."""
+    m = re.search(r'boundary="?([^";]+)"?', content_type)
+    out: dict[str, Any] = {FILES: []}
+    if not m:
+        return out
+    for part in raw.split(b"--" + m.group(1).encode("latin-1"))[1:]:
+        if part.startswith(b"--"):
+            break
+        head, _, content = part.partition(b"\r\n\r\n")
+        content = content[:-2] if content.endswith(b"\r\n") else content
+        name = re.search(rb'name="([^"]*)"', head)
+        if name is None:
+            continue
+        key = name.group(1).decode("utf-8", "replace")
+        if b"filename=" in head:
+            out[FILES].append((key, content))
+            continue
+        value: Any = content.decode("utf-8", "replace")
+        if key in ("n", "output_compression", "partial_images") and value.isdigit():
+            value = int(value)
+        out[key] = value
+    return out
+
+
+def _loggable(body: Any) -> Any:
+    """A request body for the log: files as their name and sha256, not their bytes."""
+    if body is _INVALID:
+        return None
+    if isinstance(body, dict) and FILES in body:
+        out = {k: v for k, v in body.items() if k != FILES}
+        out["files"] = [[n, hashlib.sha256(d).hexdigest()] for n, d in body[FILES]]
+        return out
+    return body
+
+
+def _edit_problem(body: Any, files: Any) -> tuple[int, dict[str, Any]] | None:
+    """The API's 400 answers for an edit without an image, or with a mask that does not fit."""
+    from PIL import Image
+
+    images = [d for name, d in files or [] if name in ("image", "image[]")]
+    masks = [d for name, d in files or [] if name == "mask"]
+    if not images:
+        return 400, _error("Missing required parameter: 'image'.", "invalid_request_error",
+                           "image", "missing_required_parameter")  # fmt: skip
+    try:
+        with Image.open(io.BytesIO(images[0])) as first:
+            size = first.size
+        if masks:
+            with Image.open(io.BytesIO(masks[0])) as mask:
+                if mask.size != size:
+                    return 400, _error(
+                        f"Invalid 'mask': its size {mask.size[0]}x{mask.size[1]} does not match "
+                        f"the image's {size[0]}x{size[1]}.", "invalid_request_error", "mask",
+                        "invalid_value")  # fmt: skip
+    except OSError:
+        return 400, _error("Invalid 'image': the file is not a supported image.",
+                           "invalid_request_error", "image", "invalid_image")  # fmt: skip
+    return None
+
+
+def _input_tokens(data: bytes) -> int:
+    """Billed input tokens of an input image: below the list estimate, as a real API is."""
+    from PIL import Image
+
+    from .edits import input_image_tokens
+
+    with contextlib.suppress(OSError), Image.open(io.BytesIO(data)) as img:
+        return int(input_image_tokens(*img.size) * 0.9)
+    return 0
 
 
 def signature(picture: Any) -> int:
@@ -515,6 +596,9 @@ def _make_handler(server: FakeImagesServer) -> type[BaseHTTPRequestHandler]:
         def _read_json(self) -> Any:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            content_type = self.headers.get("Content-Type", "")
+            if "multipart/form-data" in content_type:
+                return _parse_form(content_type, raw)
             try:
                 return json.loads(raw or b"null")
             except ValueError:
@@ -544,7 +628,7 @@ def _make_handler(server: FakeImagesServer) -> type[BaseHTTPRequestHandler]:
                 self._control(self.path[len("/_fake/") :], body)
                 return
             route = self.path.split("?", 1)[0].rstrip("/")
-            if route not in ("/v1/images/generations", "/v1/chat/completions"):
+            if route not in ("/v1/images/generations", "/v1/images/edits", "/v1/chat/completions"):
                 self._send_json(404, _error(f"Unknown path {self.path}", "invalid_request_error"))
                 return
             chat = route == "/v1/chat/completions"
@@ -559,7 +643,7 @@ def _make_handler(server: FakeImagesServer) -> type[BaseHTTPRequestHandler]:
                 server.max_active = max(server.max_active, server.active)
                 server.log.append({
                     "path": self.path,
-                    "body": body if body is not _INVALID else None,
+                    "body": _loggable(body),
                     "api_key": key,
                     "host": self.headers.get("Host"),
                     "time": time.time(),
@@ -634,12 +718,18 @@ def _make_handler(server: FakeImagesServer) -> type[BaseHTTPRequestHandler]:
             if chat:
                 self._send_json(*server.judge(body))
                 return
+            files = body.pop(FILES, None) if isinstance(body, dict) else None
+            if self.path.split("?", 1)[0].rstrip("/") == "/v1/images/edits":
+                problem = _edit_problem(body, files)
+                if problem:
+                    self._send_json(*problem)
+                    return
             problem = server.validate(body)
             if problem:
                 self._send_json(*problem)
                 return
             base = f"http://{self.headers.get('Host') or f'{server.host}:{server.port}'}"
-            response = server.generate(body, base)
+            response = server.generate(body, base, files)
             if failure and "usage" in failure:  # e.g. a billing surprise: usage above list price
                 response["usage"] = failure["usage"]
             self._send_json(200, response)

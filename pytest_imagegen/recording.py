@@ -180,9 +180,13 @@ class ImageStore:
 
 
 def canonical_json(body: Any) -> str:
-    """Canonical text of a JSON request body (sorted keys, no spaces)."""
+    """Canonical text of a JSON request body (sorted keys, no spaces); a multipart body
+    (an edit) is described by its text fields and its files' sha256."""
     if isinstance(body, (bytes, bytearray)):
-        body = body.decode("utf-8")
+        from .edits import describe_multipart
+
+        described = describe_multipart(bytes(body))
+        body = described if described is not None else bytes(body).decode("utf-8", "replace")
     if isinstance(body, str):
         text = body
         try:
@@ -568,8 +572,13 @@ class Persister:
         return response
 
     def _externalize_request(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Images a request sends as data URLs (a vision judge's input) become sidecars."""
+        """Images a request sends as data URLs (a vision judge's input) become sidecars; a
+        multipart edit is stored as its description (fields and files' sha256), never the
+        files themselves (they stay where they are)."""
         body = request.get("body")
+        if isinstance(body, (bytes, bytearray)) and body.startswith(b"--"):
+            request["body"] = canonical_json(bytes(body))
+            return request
         if isinstance(body, bytes):
             with contextlib.suppress(UnicodeDecodeError):
                 body = body.decode("utf-8")

@@ -140,7 +140,12 @@ class RunContext:
         return spec.max_cost if spec.max_cost is not None else self.settings.default_max_cost
 
     def image_list_cost(self, spec: CaseSpec) -> float:
-        return self.prices.list_cost(spec.model, spec.size, spec.quality, spec.n, spec.prompt).total
+        """The images request: generated images and prompt, and an edit's input images."""
+        cost = self.prices.list_cost(spec.model, spec.size, spec.quality, spec.n, spec.prompt).total
+        if spec.is_edit:
+            files = [*spec.inputs, *([spec.mask] if spec.mask else [])]
+            cost += self.prices.input_images_cost(spec.model, [(f.width, f.height) for f in files])
+        return round(cost, 6)
 
     def judge_list_cost(self, spec: CaseSpec) -> float:
         """What judging every image of the case may cost (``expect.judge``), estimated high."""
@@ -252,7 +257,7 @@ def obtain(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
         )
     if state.status == "stale" and mode in ("none", "once"):
         result.cassette = "stale"
-        changed = "\n".join(f"    {line}" for line in state.changes)
+        changed = "\n".join(f"    {line}" for line in _named_changes(spec, state))
         raise CassetteError(
             f"stale cassette for {result.nodeid}: the case changed since {path.name} was "
             f"recorded:\n{changed}\n"
@@ -260,6 +265,22 @@ def obtain(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
             f"(estimated cost {cost})"
         )
     return record(spec, ctx, result, path, fix)
+
+
+def _named_changes(spec: CaseSpec, state: Any) -> list[str]:
+    """The stale fields, an edit's input files named instead of their sha256."""
+    if not spec.is_edit:
+        return list(state.changes)
+    old = (state.meta.get("request") or {}) if isinstance(state.meta, dict) else {}
+    listed = old.get("image[]")
+    old_images: list[Any] = listed if isinstance(listed, list) else []
+    lines = [c for c in state.changes if not c.startswith(("image[]:", "mask:"))]
+    for index, f in enumerate(spec.inputs):
+        if index >= len(old_images) or old_images[index] != f.sha256:
+            lines.append(f"image {f.shown!r} changed since the cassette was recorded")
+    if spec.mask is not None and old.get("mask") != spec.mask.sha256:
+        lines.append(f"mask {spec.mask.shown!r} changed since the cassette was recorded")
+    return lines or list(state.changes)
 
 
 def replay(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix: str) -> Generation:
@@ -275,7 +296,7 @@ def replay(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix:
     persister = recording.Persister(store, [], fix=fix)
     try:
         with recording.open_cassette(path, persister, record=False):
-            generation = ctx.replay_client().generate(spec.request_body())
+            generation = send(ctx.replay_client(), spec, spec.request_body())
     except CassetteError:
         raise
     except Exception as exc:
@@ -315,7 +336,7 @@ def record(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix:
         ) as charge,
         recording.open_cassette(path, persister, record=True),
     ):
-        generation = client.generate(body)
+        generation = send(client, spec, body)
         result.attempts = charge.attempts = generation.attempts
         actual = price_response(ctx, spec.model, generation.usage, list_cost, result)
         result.cassette, result.actual_cost = "live", actual  # paid, even if saving fails
@@ -342,6 +363,22 @@ def price_response(
             f"booked at list cost {format_usd(list_cost)}"
         )
     return priced.cost
+
+
+def send(client: ImagesClient, spec: CaseSpec, body: Mapping[str, Any]) -> Generation:
+    """The case's request: a generation, or an edit of its input images (multipart)."""
+    if not spec.is_edit:
+        return client.generate(body)
+    from . import edits
+
+    def part(f: edits.InputFile) -> tuple[str, bytes, str]:
+        return (f.path.name, f.read(), f.content_type)
+
+    return client.edit(
+        edits.fields({k: v for k, v in body.items() if k not in ("image[]", "mask")}),
+        [part(f) for f in spec.inputs],
+        part(spec.mask) if spec.mask else None,
+    )
 
 
 def settle(spec: CaseSpec, ctx: RunContext, result: CaseResult, generation: Generation) -> None:

@@ -19,7 +19,9 @@ from typing import Any
 
 import yaml
 
+from . import edits
 from .costs import AUTO, PriceTable, parse_size
+from .edits import InputFile
 from .errors import PriceError, SuiteError
 
 SUITE_MARKER = re.compile(rb"^cases\s*:", re.MULTILINE)
@@ -29,7 +31,7 @@ TAG_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 TOP_KEYS = ("suite", "description", "category", "use_case", "defaults", "cases")
 CASE_KEYS = (
     "id", "description", "prompt", "model", "size", "quality", "n", "max_cost",
-    "params", "tags", "expect", "matrix", "use_case",
+    "params", "tags", "expect", "matrix", "use_case", "image", "images", "mask",
 )  # fmt: skip
 DEFAULT_KEYS = tuple(k for k in CASE_KEYS if k not in ("id", "matrix", "prompt", "description"))
 EXPECT_KEYS = (
@@ -39,7 +41,7 @@ EXPECT_KEYS = (
 RIGHT_SIZE_FIELDS = ("size", "quality", "n", "model")
 JUDGE_KEYS = ("rubric", "min_score", "model")
 DRIFT_ALGORITHMS = ("phash", "colorhash", "ahash", "dhash", "whash")
-MATRIX_FIELDS = ("model", "size", "quality", "n", "prompt")
+MATRIX_FIELDS = ("model", "size", "quality", "n", "prompt", "image")
 RESERVED_PARAMS = ("model", "prompt", "n", "size", "quality")
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
 
@@ -97,6 +99,12 @@ class CaseSpec:
     use_case: str | None = None
     matrix: tuple[tuple[str, Any], ...] = ()
     excluded: str | None = None  # right-sizing variant outside its use-case profile: why
+    inputs: tuple[InputFile, ...] = ()  # an edit: the input images (SPEC §15)
+    mask: InputFile | None = None
+
+    @property
+    def is_edit(self) -> bool:
+        return bool(self.inputs)
 
     @property
     def right_size_group(self) -> bool:
@@ -113,6 +121,12 @@ class CaseSpec:
         if self.quality is not None:
             body["quality"] = self.quality
         body.update(self.params)
+        if self.inputs:  # an edit: the multipart request's text fields and files' sha256
+            return edits.description(
+                edits.fields(body),
+                [f.sha256 for f in self.inputs],
+                self.mask.sha256 if self.mask else None,
+            )
         return body
 
 
@@ -579,6 +593,8 @@ def _build_spec(
             bad("expect", f"judge: {exc}{did_you_mean(expect.judge.model, prices.chat)}")
             expect = None
 
+    inputs, mask = _inputs(bad, suite.path.parent, v)
+
     if len(problems) > before or expect is None:
         return None
     return CaseSpec(
@@ -599,7 +615,46 @@ def _build_spec(
         category=suite.category,
         use_case=use_case,
         matrix=combo,
+        inputs=inputs,
+        mask=mask,
     )
+
+
+def _inputs(
+    bad: Callable[..., None], base: Path, v: Mapping[str, Any]
+) -> tuple[tuple[InputFile, ...], InputFile | None]:
+    """``image``/``images`` and ``mask`` of an edit case, read and checked."""
+    one, many, mask_value = v.get("image"), v.get("images"), v.get("mask")
+    if one is not None and many is not None:
+        bad("images", "give `image: path` or `images: [paths]`, not both")
+        return (), None
+    if many is not None and (not isinstance(many, list) or not many):
+        bad("images", "must be a non-empty list of image paths (relative to the suite file)")
+        return (), None
+    values = [one] if one is not None else list(many or [])
+    found = []
+    for value in values:
+        loaded, why = edits.load_input(base, value)
+        if why:
+            bad("image" if one is not None else "images", why)
+        elif loaded is not None:
+            found.append(loaded)
+    if mask_value is None:
+        return tuple(found), None
+    if not values:
+        bad("mask", "a mask needs an input image: add `image: path`")
+        return tuple(found), None
+    mask, why = edits.load_input(base, mask_value)
+    if why or mask is None:
+        bad("mask", why or "cannot be read")
+        return tuple(found), None
+    if found and (mask.width, mask.height) != (found[0].width, found[0].height):
+        bad("mask", f"{mask.shown!r} is {mask.width}x{mask.height} but the first image is "
+            f"{found[0].width}x{found[0].height}; the mask must have the same size")  # fmt: skip
+    elif not mask.has_alpha:
+        bad("mask", f"{mask.shown!r} has no alpha channel; its transparent pixels mark where "
+            "to edit: save it as a PNG with transparency")  # fmt: skip
+    return tuple(found), mask
 
 
 def _build_expect(
