@@ -96,42 +96,53 @@ def description(
     return out
 
 
-def describe_multipart(body: bytes) -> dict[str, Any] | None:
-    """The description of a multipart/form-data body (``None`` if it is not one): the
-    boundary is the body's first line."""
+def parse_multipart(body: bytes) -> tuple[dict[str, str], list[tuple[str, bytes]]] | None:
+    """(text fields, files as (field name, bytes)) of a multipart/form-data body, or ``None``
+    if it is not one (the boundary is the body's first line)."""
     first, _, _ = body[:300].partition(b"\r\n")
     if not first.startswith(b"--") or b"form-data" not in body[:1000]:
         return None
-    boundary = first
     text: dict[str, str] = {}
-    images: list[str] = []
-    mask = None
-    for part in body.split(boundary)[1:]:
+    files: list[tuple[str, bytes]] = []
+    for part in body.split(first)[1:]:
         if part.startswith(b"--"):
             break
         head, _, content = part.partition(b"\r\n\r\n")
         content = content[:-2] if content.endswith(b"\r\n") else content
-        disposition = next(
-            (
-                line.decode("latin-1")
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-disposition")
-            ),
-            "",
-        )
-        name_match = re.search(r'name="([^"]*)"', disposition)
-        if name_match is None:
+        name = re.search(rb'name="([^"]*)"', head)
+        if name is None:
             continue
-        name = name_match.group(1)
-        if "filename=" in disposition:
-            digest = hashlib.sha256(content).hexdigest()
-            if name == MASK_FIELD:
-                mask = digest
-            else:
-                images.append(digest)
+        key = name.group(1).decode("utf-8", "replace")
+        if b"filename=" in head:
+            files.append((key, content))
         else:
-            text[name] = content.decode("utf-8", "replace")
-    return description(text, images, mask)
+            text[key] = content.decode("utf-8", "replace")
+    return text, files
+
+
+def describe_multipart(body: bytes) -> dict[str, Any] | None:
+    """The description of a multipart/form-data body (``None`` if it is not one)."""
+    parsed = parse_multipart(body)
+    if parsed is None:
+        return None
+    text, files = parsed
+    images = [hashlib.sha256(d).hexdigest() for name, d in files if name != MASK_FIELD]
+    masks = [hashlib.sha256(d).hexdigest() for name, d in files if name == MASK_FIELD]
+    return description(text, images, masks[0] if masks else None)
+
+
+def image_sizes(files: Sequence[tuple[str, bytes]]) -> list[tuple[int, int]]:
+    """Pixel sizes of the files of an edit (unreadable ones count as 2048x2048: priced high)."""
+    from PIL import Image
+
+    sizes = []
+    for _, data in files:
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                sizes.append(img.size)
+        except OSError:
+            sizes.append((2048, 2048))
+    return sizes
 
 
 def input_image_tokens(width: int, height: int) -> int:

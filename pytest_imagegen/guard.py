@@ -206,12 +206,29 @@ class Guard:
                     )
                 )
             return None
-        try:
-            body = json.loads(content or b"{}")
-            if not isinstance(body, dict):
-                raise TypeError
-        except (ValueError, TypeError):
-            self.abort(CassetteError(f"{kind} request to {url} has no JSON body"))
+        if request.url.path.rstrip("/").endswith("/images/variations"):
+            self.abort(
+                CassetteError(
+                    f"{url}: image variations (dall-e-2) are not supported by pytest-imagegen; "
+                    "use an edit (client.images.edit) with a prompt instead. Nothing was sent."
+                )
+            )
+        from .edits import image_sizes, parse_multipart
+
+        form = parse_multipart(content) if kind == "image" and content else None
+        edit_sizes: list[tuple[int, int]] = []
+        if form is not None:  # an edit: described by its fields and its files' sha256
+            from .recording import canonical_json
+
+            body = json.loads(canonical_json(content))
+            edit_sizes = image_sizes(form[1])
+        else:
+            try:
+                body = json.loads(content or b"{}")
+                if not isinstance(body, dict):
+                    raise TypeError
+            except (ValueError, TypeError):
+                self.abort(CassetteError(f"{kind} request to {url} has no JSON body"))
         digest = fingerprint(body)
         self.used.add(digest)
         self.last_live = not playable
@@ -221,7 +238,7 @@ class Guard:
             retry.in_flight = True
             self.result.attempts += 1
             return Pending(body, retry.list_cost, live=True, call=retry)
-        cost = self._price(body) if kind == "image" else self._price_chat(body)
+        cost = self._price(body, edit_sizes) if kind == "image" else self._price_chat(body)
         self.result.list_cost = (self.result.list_cost or 0.0) + cost
         if kind == "image":
             self._describe(body)
@@ -337,7 +354,9 @@ class Guard:
         except ImagegenError as exc:
             self.abort(exc)
 
-    def _price(self, body: Mapping[str, Any]) -> float:
+    def _price(
+        self, body: Mapping[str, Any], edit_sizes: list[tuple[int, int]] | None = None
+    ) -> float:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             self.abort(
@@ -348,13 +367,15 @@ class Guard:
             )
         try:
             n = int(body.get("n") or 1)
-            return self.ctx.prices.list_cost(
+            images = self.ctx.prices.list_cost(
                 model,
                 str(body.get("size") or "auto"),
                 body.get("quality"),
                 n,
                 str(body.get("prompt") or ""),
             ).total
+            inputs = self.ctx.prices.input_images_cost(model, edit_sizes or [])
+            return round(images + inputs, 6)
         except (ImagegenError, ValueError, TypeError) as exc:
             self.abort(exc if isinstance(exc, ImagegenError) else CostCeilingError(str(exc)))
 

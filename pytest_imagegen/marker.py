@@ -257,6 +257,64 @@ class Imagegen:
             replayed=not live,
         )
 
+    def edit(
+        self,
+        prompt: str,
+        *,
+        image: str | Path | bytes | list[str | Path | bytes],
+        mask: str | Path | bytes | None = None,
+        model: str = "gpt-image-2",
+        size: str = "1024x1024",
+        quality: str | None = None,
+        n: int = 1,
+        **params: Any,
+    ) -> ImageResult:
+        """Edit ``image`` (paths relative to the test module, or bytes) with ``prompt``,
+        optionally only where ``mask`` is transparent: recorded, priced (input images
+        included) and replayed like :meth:`generate`."""
+        from . import edits
+        from .errors import ImagegenError
+
+        def part(value: str | Path | bytes, name: str) -> tuple[str, bytes, str]:
+            if isinstance(value, bytes):
+                return (name, value, "image/png")
+            path = value if Path(value).is_absolute() else self.module.parent / value
+            try:
+                return (Path(path).name, Path(path).read_bytes(), "image/png")
+            except OSError as exc:
+                self.fail(f"imagegen.edit: cannot read {value!s}: {exc.strerror}")
+
+        client = self._client_for_test()
+        body: dict[str, Any] = {"model": model, "prompt": prompt, "n": n, "size": size}
+        if quality is not None:
+            body["quality"] = quality
+        body.update(params)
+        images = image if isinstance(image, list) else [image]
+        files = [part(i, f"image-{k}.png") for k, i in enumerate(images)]
+        mask_part = part(mask, "mask.png") if mask is not None else None
+        assert self.guard is not None
+        self.guard.last_live = None
+        try:
+            generation = client.edit(edits.fields(body), files, mask_part)
+        except ImagegenError as exc:
+            self.fail(str(exc))
+        live = bool(self.guard.last_live)
+        self.result.revised_prompts.extend(generation.revised_prompts)
+        sent = [(f[0], f[1]) for f in [*files, *([mask_part] if mask_part else [])]]
+        list_cost = round(
+            self.ctx.prices.list_cost(model, size, quality, n, prompt).total
+            + self.ctx.prices.input_images_cost(model, edits.image_sizes(sent)),
+            6,
+        )
+        return ImageResult(
+            images=[GeneratedImage(i.data, i.revised_prompt) for i in generation.images],
+            request=body,
+            usage=generation.usage,
+            list_cost=list_cost,
+            actual_cost=self.ctx.prices.actual_cost(model, generation.usage, list_cost),
+            replayed=not live,
+        )
+
     def _client_for_test(self) -> Any:
         from .errors import ImagegenError
         from .settings import find_api_key

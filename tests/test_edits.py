@@ -171,3 +171,89 @@ def test_fake_server_answers_edit_errors_like_the_api(fake_server: FakeImagesSer
     )
     usage = ok.json()["usage"]
     assert ok.status_code == 200 and usage["input_tokens_details"]["image_tokens"] > 0
+
+
+# ------------------------------------------------------------------- Python API
+
+
+def test_sdk_and_fixture_edits_are_guarded_recorded_and_replayed(
+    project: pytest.Pytester, live_env: FakeImagesServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _png(project.path / "shoe.png", (256, 256), (200, 40, 40))
+    _png(project.path / "mask.png", (256, 256), (0, 0, 0, 0), "RGBA")
+    project.makepyfile(
+        test_edit="""
+        import os, openai, pytest
+
+        def client():
+            return openai.OpenAI(base_url=os.environ["IMAGEGEN_BASE_URL"],
+                                 api_key=os.environ.get("IMAGEGEN_API_KEY", "none"),
+                                 max_retries=0)
+
+        @pytest.mark.imagegen(max_cost=0.01)
+        def test_sdk_edit():
+            with open("shoe.png", "rb") as image, open("mask.png", "rb") as mask:
+                r = client().images.edit(model="gpt-image-2", image=image, mask=mask,
+                                         prompt="The shoe on a beach", size="256x256",
+                                         quality="low")
+            assert r.data[0].b64_json
+
+        @pytest.mark.imagegen(max_cost=0.001)
+        def test_sdk_edit_over_the_ceiling():
+            with open("shoe.png", "rb") as image:
+                client().images.edit(model="gpt-image-2", image=image, prompt="p",
+                                     size="256x256", quality="low")
+
+        def test_fixture_edit(imagegen):
+            result = imagegen.edit("The shoe in a studio", image="shoe.png", mask="mask.png",
+                                   size="256x256", quality="low")
+            assert len(result.images) == 1 and result.list_cost > 0.001
+
+        @pytest.mark.imagegen
+        def test_variations_are_refused():
+            with open("shoe.png", "rb") as image:
+                client().images.create_variation(image=image, model="dall-e-2")
+        """
+    )
+    result = project.runpytest(ONCE, "--imagegen-report=r.json")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*list cost $0.00* is above max_cost $0.0010*no request was sent*",
+            "*image variations (dall-e-2) are not supported by pytest-imagegen*",
+        ]
+    )
+    assert live_env.requests == 2 and {e["path"] for e in live_env.log} == {"/v1/images/edits"}
+    cassette = project.path / "cassettes/test_edit/test_sdk_edit.imagegen.yaml"
+    assert b"\x89PNG" not in cassette.read_bytes() and b"image[]" in cassette.read_bytes()
+    monkeypatch.setenv("IMAGEGEN_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.delenv("IMAGEGEN_API_KEY")
+    project.runpytest("-k", "sdk_edit and not ceiling or fixture").assert_outcomes(passed=2)
+    assert live_env.requests == 2  # replayed offline
+
+
+def test_async_sdk_edit_is_recorded_and_replayed(
+    project: pytest.Pytester, live_env: FakeImagesServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _png(project.path / "shoe.png", (256, 256), (200, 40, 40))
+    project.makepyfile(
+        test_async_edit="""
+        import asyncio, os, openai, pytest
+
+        @pytest.mark.imagegen(max_cost=0.01)
+        def test_async_edit():
+            async def main():
+                client = openai.AsyncOpenAI(base_url=os.environ["IMAGEGEN_BASE_URL"],
+                                            api_key=os.environ.get("IMAGEGEN_API_KEY", "none"),
+                                            max_retries=0)
+                with open("shoe.png", "rb") as image:
+                    return await client.images.edit(model="gpt-image-2", image=image,
+                                                    prompt="On a beach", size="256x256",
+                                                    quality="low")
+            assert asyncio.run(main()).data[0].b64_json
+        """
+    )
+    project.runpytest(ONCE).assert_outcomes(passed=1)
+    monkeypatch.setenv("IMAGEGEN_BASE_URL", "http://127.0.0.1:9/v1")
+    project.runpytest().assert_outcomes(passed=1)
+    assert live_env.requests == 1
