@@ -154,6 +154,14 @@ def _hint(status: int, code: str | None, error_type: str | None) -> str:
     return "fix the request as the message says"
 
 
+def _count(n: Any) -> int:
+    """Images a request asks for (for the rate limiter; 1 when unclear)."""
+    try:
+        return max(1, int(n or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
 def is_retryable(status: int, code: str | None, error_type: str | None) -> bool:
     if status == 429 and "insufficient_quota" in (code, error_type):
         return False
@@ -188,6 +196,7 @@ class ImagesClient:
         sleep: Callable[[float], None] = time.sleep,
         http: httpx.Client | None = None,
         redactor: Redactor | None = None,
+        limiter: Any = None,
     ) -> None:
         self.base_url = base_url
         self.max_retries = max_retries
@@ -196,6 +205,9 @@ class ImagesClient:
         key = api_key if isinstance(api_key, APIKey) else APIKey(api_key)
         self._auth = BearerAuth(key)
         self.redactor = redactor if redactor is not None else Redactor()
+        self.limiter: Any = limiter  # limiter.SharedLimiter: one rate for the whole session
+        #: when a list: every successful response is appended (the prefetch writes cassettes)
+        self.exchanges: list[httpx.Response] | None = None
         self.redactor.add(key)
         self._http = http or httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 30)))
         self._owns_http = http is None
@@ -218,15 +230,23 @@ class ImagesClient:
             return min(retry_after, MAX_RETRY_AFTER)
         return float(self.backoff * (2**attempt))
 
-    def _send(self, method: str, url: str, what: str, **kwargs: Any) -> tuple[httpx.Response, int]:
-        """Send with retries; return the final non-retryable response and attempts used."""
+    def _send(
+        self, method: str, url: str, what: str, images: int = 0, **kwargs: Any
+    ) -> tuple[httpx.Response, int]:
+        """Send with retries; return the final non-retryable response and attempts used.
+
+        With a shared limiter, every attempt waits for its slot (in flight, images per
+        minute) and a 429 makes every process of the session slow down."""
         attempt = 0
         maybe_billed = False  # an earlier attempt's outcome is unknown (timeout, drop)
         mask = self.redactor.mask
         while True:
             attempt += 1
+            slot = self.limiter.acquire(images) if self.limiter is not None else None
             try:
                 response = self._http.request(method, url, **kwargs)
+                if self.exchanges is not None and response.status_code < 400:
+                    self.exchanges.append(response)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 outcome = transport_outcome(exc)
                 maybe_billed = maybe_billed or outcome == UNKNOWN
@@ -245,8 +265,14 @@ class ImagesClient:
                     ) from None
                 self._sleep(self._delay(attempt - 1, None))
                 continue
+            finally:
+                if slot is not None and self.limiter is not None:
+                    self.limiter.release(slot)
             if response.status_code < 400:
                 return response, attempt
+            if response.status_code == 429 and self.limiter is not None:
+                wait = retry_after_seconds(response.headers)
+                self.limiter.pause(wait if wait is not None else self._delay(attempt - 1, None))
             message, code, error_type = _error_details(response)
             message = mask(message)
             if is_retryable(response.status_code, code, error_type) and attempt <= self.max_retries:
@@ -303,6 +329,7 @@ class ImagesClient:
             "POST",
             self.base_url.rstrip("/") + "/images/edits",
             "image edit request",
+            images=_count(fields.get("n")),
             data=dict(fields),
             files=files,
             headers={"User-Agent": USER_AGENT},
@@ -320,6 +347,7 @@ class ImagesClient:
             "POST",
             images_url(self.base_url),
             "images request",
+            images=_count(body.get("n")),
             json=dict(body),
             headers={"User-Agent": USER_AGENT},
             auth=self._auth,

@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -168,6 +168,8 @@ class FakeImagesServer:
         latency: float = 0.0,
         seed: int = 0,
         api_key: str | None = None,
+        max_inflight: int | None = None,
+        rate_limit: int | None = None,
     ) -> None:
         import numpy  # noqa: F401  (imported up front: picture threads must not race an import)
         from PIL import Image  # noqa: F401
@@ -183,6 +185,10 @@ class FakeImagesServer:
         self.log: list[dict[str, Any]] = []
         self.requests = 0  # generation requests received (any outcome)
         self.chat_requests = 0  # judge (chat completions) requests received
+        self.max_inflight = max_inflight  # answer 429 beyond this many in flight
+        self.rate_limit = rate_limit  # images per minute, 429 beyond
+        self.rejected = 0  # 429s sent for those limits
+        self._sent: deque[tuple[float, int]] = deque()
         self._rendered: OrderedDict[int, str] = OrderedDict()  # picture signature -> prompt
         self.downloads = 0  # GETs of url images
         self.active = 0  # generation requests in flight right now
@@ -235,10 +241,35 @@ class FakeImagesServer:
             self._failures.clear()
             self.log.clear()
             self.requests = self.downloads = self.max_active = self.chat_requests = 0
+            self.rejected = 0
+            self._sent.clear()
+
+    def _over_limit(self, body: Any) -> float | None:
+        """Seconds to wait when this request is over ``max_inflight`` or ``rate_limit``
+        (called under the lock), else ``None`` (and the request is counted)."""
+        now = time.time()
+        images = body.get("n", 1) if isinstance(body, dict) else 1
+        images = images if isinstance(images, int) and images > 0 else 1
+        while self._sent and now - self._sent[0][0] >= 60:
+            self._sent.popleft()
+        wait = None
+        if self.max_inflight is not None and self.active >= self.max_inflight:
+            wait = 1.0
+        elif self.rate_limit is not None:
+            used = sum(n for _, n in self._sent)
+            if used + images > self.rate_limit and self._sent:
+                wait = max(0.05, self._sent[0][0] + 60 - now)
+        if wait is not None:
+            self.rejected += 1
+            return wait
+        self._sent.append((now, images))
+        return None
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {
+                "rejected_429": self.rejected,
+                "peak_inflight": self.max_active,
                 "requests": self.requests,
                 "chat_requests": self.chat_requests,
                 "downloads": self.downloads,
@@ -639,8 +670,10 @@ def _make_handler(server: FakeImagesServer) -> type[BaseHTTPRequestHandler]:
                     server.chat_requests += 1
                 else:
                     server.requests += 1
-                server.active += 1
-                server.max_active = max(server.max_active, server.active)
+                limited = None if chat else server._over_limit(body)
+                if limited is None:
+                    server.active += 1
+                    server.max_active = max(server.max_active, server.active)
                 server.log.append({
                     "path": self.path,
                     "body": _loggable(body),
@@ -648,6 +681,14 @@ def _make_handler(server: FakeImagesServer) -> type[BaseHTTPRequestHandler]:
                     "host": self.headers.get("Host"),
                     "time": time.time(),
                 })  # fmt: skip
+            if limited is not None:  # --max-inflight / --rate-limit: the provider's 429
+                self._send_json(
+                    429,
+                    _error("Rate limit reached for images per minute. Please try again later.",
+                           "requests", None, "rate_limit_exceeded"),
+                    {"Retry-After": f"{limited:.2f}"},
+                )  # fmt: skip
+                return
             try:
                 self._generation(body, key, chat)
             finally:
@@ -741,7 +782,7 @@ def _make_handler(server: FakeImagesServer) -> type[BaseHTTPRequestHandler]:
             elif action == "reset":
                 server.reset()
             elif action == "config":
-                for key in ("latency", "seed", "api_key"):
+                for key in ("latency", "seed", "api_key", "max_inflight", "rate_limit"):
                     if key in body:
                         setattr(server, key, body[key])
             else:
@@ -773,9 +814,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--api-key", default=None, help="accept only this Bearer key (default: any non-empty key)"
     )
+    parser.add_argument(
+        "--max-inflight",
+        type=int,
+        default=None,
+        metavar="K",
+        help="answer 429 (Retry-After) to image requests beyond K in flight",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        default=None,
+        metavar="N/min",
+        help="answer 429 (Retry-After) beyond N images per minute",
+    )
     args = parser.parse_args(argv)
+    from .limiter import parse_rate
+
     server = FakeImagesServer(
-        args.host, args.port, latency=args.latency, seed=args.seed, api_key=args.api_key
+        args.host,
+        args.port,
+        latency=args.latency,
+        seed=args.seed,
+        api_key=args.api_key,
+        max_inflight=args.max_inflight,
+        rate_limit=parse_rate(args.rate_limit),
     )
     print(f"fake images server listening on {server.url}", flush=True)
     try:

@@ -149,6 +149,31 @@ def add_options(parser: pytest.Parser) -> None:
         "expect.min_accept_rate (terminal, JSON `right_size`, Markdown, HTML); with "
         "--imagegen-estimate, what recording each group would cost.",
     )
+    group.addoption(
+        "--imagegen-concurrency",
+        action="store",
+        default=None,
+        metavar="N",
+        help="record up to N requests at once before the tests run (then the tests replay "
+        "them); default: ini imagegen_concurrency, 1 = one at a time. Under xdist each "
+        "worker records its share.",
+    )
+    parser.addini(
+        "imagegen_concurrency",
+        default="1",
+        help="requests recorded at once before the tests run (see --imagegen-concurrency)",
+    )
+    parser.addini(
+        "imagegen_rate_limit",
+        default="",
+        help="images per minute for the whole session, e.g. 50/min: requests wait instead of "
+        "drawing 429s (shared by the prefetch and all xdist workers)",
+    )
+    parser.addini(
+        "imagegen_max_inflight",
+        default="",
+        help="requests in flight at once for the whole session (all threads and workers)",
+    )
     parser.addini(
         "imagegen_suites",
         type="args",
@@ -277,8 +302,16 @@ def read_settings(config: pytest.Config) -> tuple[Settings, PriceTable]:
     )
     if min_score is not None and min_score > 1:
         raise ImagegenError(f"ini imagegen_judge_min_score: must be at most 1, got {min_score:g}")
+    concurrency = parse_number(
+        config.getoption("imagegen_concurrency") or config.getini("imagegen_concurrency"),
+        "--imagegen-concurrency / ini imagegen_concurrency",
+        minimum=1,
+    )
+    if concurrency is not None and concurrency != int(concurrency):
+        raise ImagegenError(f"--imagegen-concurrency: must be a whole number, got {concurrency:g}")
     settings = dataclasses.replace(
         settings,
+        concurrency=int(concurrency or 1),
         judge_model=judge_model,
         judge_min_score=min_score if min_score is not None else 0.7,
     )

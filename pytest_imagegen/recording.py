@@ -685,5 +685,31 @@ def open_cassette(
     )
 
 
+def save_responses(path: Path, persister: Persister, responses: list[Any]) -> None:
+    """Write a cassette from httpx responses the client kept (the concurrent prefetch records
+    without vcrpy), in the format vcrpy writes: secret headers dropped, images as sidecars."""
+    from vcr.request import Request
+    from vcr.serializers import yamlserializer
+
+    dropped = (*SECRET_HEADERS, "content-encoding", "content-length", "transfer-encoding")
+    requests, answers = [], []
+    for response in responses:
+        sent = response.request
+        content_type = sent.headers.get("content-type", "")
+        requests.append(
+            Request(sent.method, str(sent.url), sent.content, {"Content-Type": content_type})
+        )
+        answers.append(
+            {
+                "status": {"code": response.status_code, "message": response.reason_phrase},
+                "headers": {
+                    k: [v] for k, v in response.headers.items() if k.lower() not in dropped
+                },
+                "body": {"string": response.content},
+            }
+        )
+    persister.save_cassette(path, {"requests": requests, "responses": answers}, yamlserializer)
+
+
 def new_meta(**fields: Any) -> dict[str, Any]:
     return {"recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **fields}

@@ -6,6 +6,7 @@ turns its exceptions into readable failures.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .budget import SessionBudget
     from .client import Generation, ImagesClient
     from .drift import DriftCheck
+    from .limiter import SharedLimiter
 
 
 @dataclass
@@ -81,6 +83,9 @@ class RunContext:
     prices: PriceTable
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     budget: SessionBudget | None = None
+    limiter: SharedLimiter | None = None  # imagegen_max_inflight / imagegen_rate_limit
+    session_id: str = ""  # one per test session (shared by its xdist workers)
+    session_dir: Path | None = None  # the session's shared scratch folder
     baselines: dict[Path, Any] = field(default_factory=dict)  # loaded baseline files
     _clients: dict[str, ImagesClient] = field(default_factory=dict)
     _redactor: Redactor = field(default_factory=Redactor)
@@ -89,8 +94,9 @@ class RunContext:
         s = self.settings
         return f"RunContext(base_url={s.base_url!r}, record_mode={s.record_mode!r})"
 
-    def client(self, key: str | APIKey | None = None) -> ImagesClient:
-        """The images client for ``key``, by default the environment's (raises if none)."""
+    def client(self, key: str | APIKey | None = None, *, private: bool = False) -> ImagesClient:
+        """The images client for ``key``, by default the environment's (raises if none);
+        ``private``: a new one for the caller alone (close it after use)."""
         from .client import ImagesClient
 
         if key is None:
@@ -98,16 +104,20 @@ class RunContext:
             key = APIKey(found)
         if not isinstance(key, APIKey):
             key = APIKey(key)
-        if key.digest not in self._clients:
+        if private or key.digest not in self._clients:
             s = self.settings
-            self._clients[key.digest] = ImagesClient(
+            made = ImagesClient(
                 s.base_url,
                 key,
                 timeout=s.timeout,
                 max_retries=s.max_retries,
                 backoff=s.backoff,
                 redactor=self.redactor,
+                limiter=self.limiter,
             )
+            if private:
+                return made
+            self._clients[key.digest] = made
         return self._clients[key.digest]
 
     def replay_client(self) -> ImagesClient:
@@ -245,10 +255,13 @@ def obtain(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
     path = recording.suite_cassette_path(spec.path, spec.id)
     body = spec.request_body()
     fix = _fix_hint(result.nodeid)
+    prefetch_error = prefetch_failed(ctx.session_dir, result.nodeid)
+    if prefetch_error is not None:  # its request was sent (or refused) already
+        raise CassetteError(prefetch_error)
     state = recording.cassette_state(path, body, fix)
     cost = format_usd(result.list_cost or 0.0)
-    if state.status == "fresh" and mode != "all":
-        return replay(spec, ctx, result, path, fix)
+    if state.status == "fresh" and (mode != "all" or recorded_now(path, ctx, fix)):
+        return _replay_or_prefetched(spec, ctx, result, path, fix)
     if state.status == "missing" and mode == "none":
         result.cassette = "missing"
         raise CassetteError(
@@ -264,7 +277,58 @@ def obtain(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
             f"  re-record it with {command('--imagegen-record-mode=new_episodes', result.nodeid)} "
             f"(estimated cost {cost})"
         )
-    return record(spec, ctx, result, path, fix)
+    if mode == "none":
+        return record(spec, ctx, result, path, fix)  # unreachable: none never records
+    from .locks import file_lock
+
+    # one recording per cassette in the session: a concurrent prefetch (or another
+    # xdist worker) may be recording it right now
+    with file_lock(path, timeout=ctx.settings.timeout * (ctx.settings.max_retries + 2)):
+        if recorded_now(path, ctx, fix):
+            return _replay_or_prefetched(spec, ctx, result, path, fix)
+        return record(spec, ctx, result, path, fix)
+
+
+def prefetch_error_path(session_dir: Path, nodeid: str) -> Path:
+    import hashlib
+
+    return session_dir / f"prefetch-{hashlib.sha256(nodeid.encode()).hexdigest()[:24]}.txt"
+
+
+def prefetch_failed(session_dir: Path | None, nodeid: str) -> str | None:
+    """The error a concurrent prefetch of ``nodeid`` ended with (any process of the session)."""
+    if session_dir is None:
+        return None
+    try:
+        return prefetch_error_path(session_dir, nodeid).read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def recorded_now(path: Path, ctx: RunContext, fix: str) -> bool:
+    """The cassette was recorded by this session (the prefetch, another worker)."""
+    from . import recording
+
+    if not path.is_file():
+        return False
+    return (
+        bool(ctx.session_id) and recording.recorded_meta(path, fix).get("session") == ctx.session_id
+    )
+
+
+def _replay_or_prefetched(
+    spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix: str
+) -> Generation:
+    """Replay; a cassette this session recorded is reported as recorded, with its cost."""
+    from . import recording
+
+    generation = replay(spec, ctx, result, path, fix)
+    meta = recording.recorded_meta(path, fix)
+    if ctx.session_id and meta.get("session") == ctx.session_id:
+        result.cassette = "recorded"
+        result.saved = 0.0
+        result.actual_cost = float(meta.get("actual_cost") or 0.0)
+    return generation
 
 
 def _named_changes(spec: CaseSpec, state: Any) -> list[str]:
@@ -311,10 +375,24 @@ def replay(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix:
     return generation
 
 
-def record(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix: str) -> Generation:
+def record(
+    spec: CaseSpec,
+    ctx: RunContext,
+    result: CaseResult,
+    path: Path,
+    fix: str,
+    *,
+    direct: bool = False,
+) -> Generation:
+    """Send the case's request and write its cassette.
+
+    ``direct`` (the concurrent prefetch): no vcrpy, whose patches are process-wide and
+    would mix up the cassettes of concurrent threads; the client keeps the responses and
+    the cassette is written from them, in the same format.
+    """
     from . import recording
 
-    client = ctx.client()  # raises before anything is sent when no key is set
+    client = ctx.client(private=direct)  # raises before anything is sent when no key is set
     body = spec.request_body()
     persister = recording.Persister(
         recording.ImageStore(recording.suite_images_dir(spec.path)),
@@ -334,8 +412,12 @@ def record(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix:
             list_cost=list_cost,
             ledger_root=ctx.suites_root(spec.path),
         ) as charge,
-        recording.open_cassette(path, persister, record=True),
+        contextlib.nullcontext()
+        if direct
+        else recording.open_cassette(path, persister, record=True),
     ):
+        if direct:
+            client.exchanges = []
         generation = send(client, spec, body)
         result.attempts = charge.attempts = generation.attempts
         actual = price_response(ctx, spec.model, generation.usage, list_cost, result)
@@ -343,11 +425,16 @@ def record(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix:
         charge.actual = actual
         persister.meta = recording.new_meta(
             nodeid=result.nodeid,
+            session=ctx.session_id,
             request=body,
             list_cost=result.list_cost,
             actual_cost=actual,
             usage=generation.usage,
         )
+        if direct:
+            recording.save_responses(path, persister, client.exchanges or [])
+    if direct:
+        client.close()
     result.cassette = "recorded" if persister.saved else "live"
     return generation
 

@@ -63,6 +63,7 @@ class ImagegenState:
             getattr(config.option, "numprocesses", None)
         )
         self.owns_budget = False
+        self.owns_limiter = False
         self.report_path: Path | None = None
         self.markdown_path: Path | None = None
         self.cost_baseline: dict[str, float] | None = None
@@ -117,6 +118,12 @@ class ImagegenState:
         self.ctx.close()
         if self.owns_budget and self.ctx.budget is not None:
             self.ctx.budget.remove()
+        if self.owns_limiter and self.ctx.limiter is not None:
+            self.ctx.limiter.remove()
+        if not self.is_worker and self.ctx.session_dir is not None:
+            import shutil
+
+            shutil.rmtree(self.ctx.session_dir, ignore_errors=True)
         if self.fake_server is not None:
             self.fake_server.stop()
 
@@ -168,6 +175,7 @@ class ImagegenState:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
         if not self.config.getoption("imagegen_estimate"):
+            self._prefetch(session)
             return None
         from .estimate import estimate, render
 
@@ -302,6 +310,28 @@ class ImagegenState:
             terminalreporter.write_sep("-", "imagegen right-size")
             for line in right_size_lines(groups):
                 terminalreporter.write_line(mask(line))
+
+    def _prefetch(self, session: pytest.Session) -> None:
+        """``--imagegen-concurrency=N``: record what the tests will send, N at a time."""
+        s = self.settings
+        if s.concurrency <= 1 or s.record_mode == "none" or self.is_controller_of_workers:
+            return
+        from . import prefetch
+
+        worker = None
+        if self.is_worker:
+            given = self.config.workerinput  # type: ignore[attr-defined]
+            worker = (int(str(given["workerid"]).lstrip("gw") or 0), int(given["workercount"]))
+        cases = [(i.nodeid, spec) for i in session.items if (spec := case_spec(i)) is not None]
+        # split the selected cases first (the same list on every worker), then keep those
+        # whose request the record mode will send
+        mine = [c for c in prefetch.share(cases, worker) if prefetch.will_send(c[1], self.ctx)]
+        if not mine:
+            return
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        write, live = prefetch.terminal_writer(tr, self.config.getoption("verbose") < -1)
+        progress = prefetch.Progress(len(mine), write, live)
+        prefetch.run(mine, self.ctx, s.concurrency, self.ctx.session_dir, progress)
 
     # -- tests' own code: the imagegen marker and fixture
     def _find_shared_cassettes(self, items: list[pytest.Item]) -> None:
@@ -447,8 +477,13 @@ class XdistHooks:
         self.state = state
 
     def pytest_configure_node(self, node: Any) -> None:
-        if self.state.ctx.budget is not None:
-            node.workerinput["imagegen_budget"] = str(self.state.ctx.budget.path)
+        ctx = self.state.ctx
+        if ctx.budget is not None:
+            node.workerinput["imagegen_budget"] = str(ctx.budget.path)
+        node.workerinput["imagegen_session_id"] = ctx.session_id
+        node.workerinput["imagegen_session_dir"] = str(ctx.session_dir or "")
+        if ctx.limiter is not None:
+            node.workerinput["imagegen_limiter"] = ctx.limiter.describe()
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         full = getattr(node, "workeroutput", {}).get("imagegen_full_files")
@@ -508,6 +543,7 @@ def build_state(config: pytest.Config) -> ImagegenState:
     explicit = frozenset((invocation / arg.split("::")[0]).resolve() for arg in config.args if arg)
     state = ImagegenState(config, settings, prices, explicit)
     _configure_costs(config, state, invocation)
+    _configure_session(config, state)
     if config.getoption("imagegen_fake_server"):
         from .fakeserver import FakeImagesServer
 
@@ -523,6 +559,33 @@ def build_state(config: pytest.Config) -> ImagegenState:
 
         state.exit_stack.enter_context(rerouted(FakeRoute(state.fake_server.url)))
     return state
+
+
+def _configure_session(config: pytest.Config, state: ImagegenState) -> None:
+    """The session's id, scratch folder and shared rate limiter (the xdist controller makes
+    them; its workers get them through ``workerinput``)."""
+    from .limiter import SharedLimiter, parse_rate
+
+    if state.is_worker:
+        given = config.workerinput  # type: ignore[attr-defined]
+        state.ctx.session_id = str(given.get("imagegen_session_id") or "")
+        folder = given.get("imagegen_session_dir")
+        state.ctx.session_dir = Path(folder) if folder else None
+        if given.get("imagegen_limiter"):
+            state.ctx.limiter = SharedLimiter.from_description(given["imagegen_limiter"])
+        return
+    import tempfile
+    import uuid
+
+    state.ctx.session_id = uuid.uuid4().hex
+    state.ctx.session_dir = Path(tempfile.mkdtemp(prefix="imagegen-session-"))
+    per_minute = parse_rate(config.getini("imagegen_rate_limit") or None)
+    inflight = parse_number(
+        config.getini("imagegen_max_inflight"), "ini imagegen_max_inflight", minimum=1
+    )
+    if per_minute is not None or inflight is not None:
+        state.ctx.limiter = SharedLimiter.create(int(inflight) if inflight else None, per_minute)
+        state.owns_limiter = True
 
 
 def _configure_costs(config: pytest.Config, state: ImagegenState, invocation: Path) -> None:

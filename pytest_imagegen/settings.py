@@ -34,6 +34,7 @@ class Settings:
     update_baselines: str | None = None  # "replace" | "add" with --imagegen-update-baselines
     html_dir: Path | None = None
     fake_server: bool = False  # --imagegen-fake-server: traffic is never real spend
+    concurrency: int = 1  # --imagegen-concurrency: requests recorded at once (prefetch)
     judge_model: str = "gpt-4.1-mini"  # ini imagegen_judge_model
     judge_min_score: float = 0.7  # ini imagegen_judge_min_score
 

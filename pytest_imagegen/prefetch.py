@@ -1,0 +1,173 @@
+"""Recording at API scale: the requests of a session, many in flight at once (SPEC §16).
+
+With ``--imagegen-concurrency=N`` (N > 1), after collection and before the test
+loop, every selected suite case whose record mode will send a request (missing
+in ``once``, missing or stale in ``new_episodes``, every case in ``all``) is
+recorded up to N at a time, each exactly as a test would record it: preflight
+ceiling, budget reservation, retries, ledger line and cassette write. The
+tests then replay those cassettes and report them as recorded, with what they
+cost. A case whose prefetch failed fails its test with that error; nothing is
+sent twice.
+
+Under pytest-xdist the work is split: worker k of m prefetches every m-th case
+from the k-th. A test that runs on another worker than the one that recorded
+it waits on the cassette's lock and replays it (see ``runner.obtain``);
+prefetch failures are shared through the session directory.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .costs import format_usd
+from .errors import ImagegenError
+
+if TYPE_CHECKING:
+    from .runner import RunContext
+    from .suite import CaseSpec
+
+PLAIN_EVERY = 5.0  # seconds between progress lines when stdout is not a terminal
+
+
+def will_send(spec: CaseSpec, ctx: RunContext) -> bool:
+    """Whether the record mode sends this case's request (and its ceiling allows it)."""
+    from . import recording
+
+    mode = ctx.settings.record_mode
+    if mode == "none":
+        return False
+    ceiling = ctx.ceiling(spec)
+    if ceiling is not None and ctx.list_cost(spec) > ceiling:
+        return False  # fails before sending; its test says so
+    if mode == "all":
+        return True
+    path = recording.suite_cassette_path(spec.path, spec.id)
+    state = recording.read_fingerprint(path)
+    if state is None:
+        return True
+    return mode == "new_episodes" and state != recording.fingerprint(spec.request_body())
+
+
+@dataclass
+class Progress:
+    """done/total, in flight, spent, ETA: a live line on a terminal, else a plain line at
+    most every few seconds; nothing at ``-qq``."""
+
+    total: int
+    write: Callable[[str, bool], None]  # (line, live)
+    live: bool
+    done: int = 0
+    inflight: int = 0
+    spent: float = 0.0
+    started: float = 0.0
+    _last: float = 0.0
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        eta = "?"
+        if self.done:
+            eta = f"{elapsed / self.done * (self.total - self.done):.0f}s"
+        return (
+            f"imagegen prefetch: {self.done}/{self.total} done, {self.inflight} in flight, "
+            f"spent {format_usd(self.spent)}, ETA {eta}"
+        )
+
+    def show(self, final: bool = False) -> None:
+        now = time.monotonic()
+        if self.live or final or now - self._last >= PLAIN_EVERY:
+            self._last = now
+            self.write(self.line(), self.live and not final)
+
+
+def run(
+    cases: Sequence[tuple[str, CaseSpec]],
+    ctx: RunContext,
+    concurrency: int,
+    session_dir: Path | None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Record ``cases`` up to ``concurrency`` at once; nodeid -> the recorded result."""
+    from . import recording
+    from .locks import file_lock
+    from .runner import new_result, preflight, record, recorded_now
+
+    lock = threading.Lock()
+    done: dict[str, Any] = {}
+
+    def one(nodeid: str, spec: CaseSpec) -> None:
+        result = new_result(spec, nodeid)
+        path = recording.suite_cassette_path(spec.path, spec.id)
+        fix = f"re-record it with `pytest --imagegen-record-mode=all {nodeid}`"
+        if progress is not None:
+            with lock:
+                progress.inflight += 1
+                progress.show()
+        try:
+            preflight(spec, ctx, result)
+            with file_lock(path, timeout=ctx.settings.timeout * (ctx.settings.max_retries + 2)):
+                if not recorded_now(path, ctx, fix):  # not by another worker meanwhile
+                    record(spec, ctx, result, path, fix, direct=True)
+            done[nodeid] = result
+        except ImagegenError as exc:
+            _remember(session_dir, nodeid, str(exc))
+        except Exception as exc:  # a test must still say what happened
+            _remember(session_dir, nodeid, f"prefetch failed: {type(exc).__name__}: {exc}")
+        finally:
+            if progress is not None:
+                with lock:
+                    progress.inflight -= 1
+                    progress.done += 1
+                    progress.spent += result.actual_cost
+                    progress.show()
+
+    if progress is not None:
+        progress.started = time.monotonic()
+        progress.show()
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="imagegen") as pool:
+        futures = [pool.submit(one, nodeid, spec) for nodeid, spec in cases]
+        for future in as_completed(futures):
+            future.result()
+    if progress is not None:
+        progress.show(final=True)
+    return done
+
+
+def _remember(session_dir: Path | None, nodeid: str, message: str) -> None:
+    if session_dir is None:
+        return
+    from .files import atomic_write
+    from .runner import prefetch_error_path
+
+    atomic_write(prefetch_error_path(session_dir, nodeid), message.encode("utf-8"))
+
+
+def share(items: Sequence[Any], worker: tuple[int, int] | None) -> list[Any]:
+    """The cases this process prefetches: all, or every m-th from the k-th under xdist."""
+    if worker is None:
+        return list(items)
+    index, count = worker
+    return [item for i, item in enumerate(items) if i % count == index]
+
+
+def terminal_writer(tr: Any, quiet: bool) -> tuple[Callable[[str, bool], None], bool]:
+    """(write, live) for the progress line through pytest's terminal reporter."""
+    live = bool(getattr(sys.stdout, "isatty", lambda: False)()) and tr is not None
+
+    def write(line: str, rewrite: bool) -> None:
+        if quiet or tr is None:
+            return
+        if rewrite:
+            tr.rewrite(line)
+        else:
+            if live:
+                tr.rewrite(line)
+            tr.write_line(line)
+
+    return write, live
