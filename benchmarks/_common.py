@@ -57,11 +57,11 @@ def junit_times(path: Path) -> dict[str, float]:
 
 
 @contextmanager
-def fake_server(latency: float = 0.0) -> Iterator[str]:
+def fake_server(latency: float = 0.0, *extra: str) -> Iterator[str]:
     """The project's fake images server in a separate process; yields its base URL."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest_imagegen.fakeserver", "--port", "0",
-         "--latency", str(latency)],
+         "--latency", str(latency), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:

@@ -54,7 +54,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.dist = "no"
         config.option.tx = []
         return
-    if config.pluginmanager.hasplugin("xdist"):
+    if config.pluginmanager.hasplugin("xdist") or config.pluginmanager.hasplugin("xdist.plugin"):
         config.pluginmanager.register(XdistHooks(state), "imagegen-xdist")
     if state.settings.record_mode != "none" and not state.is_controller_of_workers:
         from . import warmup
