@@ -93,3 +93,22 @@ def write(path: Path, text: str) -> Path:
 
 def ratio_line(name: str, value: float, target: str, ok: bool) -> str:
     return f"{name:<44} {value:8.3f}   target {target:<8} {'MET' if ok else 'MISSED'}"
+
+
+def stats(url: str) -> dict[str, int]:
+    """The fake server's counters (requests, peak in flight, 429s sent, ...)."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/_fake/stats") as response:
+        data: dict[str, int] = json.load(response)
+    return data
+
+
+def reset(url: str) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(
+        url.removesuffix("/v1") + "/_fake/reset", data=b"{}", method="POST"
+    )
+    urllib.request.urlopen(request).close()

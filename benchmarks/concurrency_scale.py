@@ -17,29 +17,14 @@ zero 429s and zero failures with the shared limit.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shutil
 import sys
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import KEY, fake_server, pytest_args, ratio_line, run, workdir, write
-
-
-def stats(url: str) -> dict[str, int]:
-    with urllib.request.urlopen(url.removesuffix("/v1") + "/_fake/stats") as response:
-        data: dict[str, int] = json.load(response)
-    return data
-
-
-def reset(url: str) -> None:
-    request = urllib.request.Request(
-        url.removesuffix("/v1") + "/_fake/reset", data=b"{}", method="POST"
-    )
-    urllib.request.urlopen(request).close()
+from _common import KEY, fake_server, pytest_args, ratio_line, reset, run, stats, workdir, write
 
 
 def fresh(root: Path) -> None:

@@ -335,11 +335,7 @@ class ImagesClient:
             headers={"User-Agent": USER_AGENT},
             auth=self._auth,
         )
-        try:
-            return self._decode(response, attempts)
-        except APIError as exc:  # the call was answered 2xx, and billed
-            exc.outcome = UNREADABLE
-            raise
+        return self._answered(response, attempts)
 
     def generate(self, body: Mapping[str, Any]) -> Generation:
         """POST ``/images/generations`` and return decoded images."""
@@ -352,9 +348,13 @@ class ImagesClient:
             headers={"User-Agent": USER_AGENT},
             auth=self._auth,
         )
+        return self._answered(response, attempts)
+
+    def _answered(self, response: httpx.Response, attempts: int) -> Generation:
+        """The images of a 2xx answer; one that cannot be read was billed all the same."""
         try:
             return self._decode(response, attempts)
-        except APIError as exc:  # the call was answered 2xx, and billed
+        except APIError as exc:
             exc.outcome = UNREADABLE
             raise
 

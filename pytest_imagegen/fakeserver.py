@@ -462,29 +462,16 @@ class FakeImagesServer:
 FILES = "__files__"
 
 
-def _parse_form(content_type: str, raw: bytes) -> dict[str, Any]:
+def _parse_form(raw: bytes) -> dict[str, Any]:
     """A multipart/form-data body: its text fields (``n`` as a number) and, under
     ``__files__``, its files as (field name, bytes)."""
-    m = re.search(r'boundary="?([^";]+)"?', content_type)
-    out: dict[str, Any] = {FILES: []}
-    if not m:
-        return out
-    for part in raw.split(b"--" + m.group(1).encode("latin-1"))[1:]:
-        if part.startswith(b"--"):
-            break
-        head, _, content = part.partition(b"\r\n\r\n")
-        content = content[:-2] if content.endswith(b"\r\n") else content
-        name = re.search(rb'name="([^"]*)"', head)
-        if name is None:
-            continue
-        key = name.group(1).decode("utf-8", "replace")
-        if b"filename=" in head:
-            out[FILES].append((key, content))
-            continue
-        value: Any = content.decode("utf-8", "replace")
-        if key in ("n", "output_compression", "partial_images") and value.isdigit():
-            value = int(value)
-        out[key] = value
+    from .edits import parse_multipart
+
+    text, files = parse_multipart(raw) or ({}, [])
+    out: dict[str, Any] = {FILES: files}
+    for key, value in text.items():
+        numeric = key in ("n", "output_compression", "partial_images") and value.isdigit()
+        out[key] = int(value) if numeric else value
     return out
 
 
@@ -629,7 +616,7 @@ def _make_handler(server: FakeImagesServer) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             content_type = self.headers.get("Content-Type", "")
             if "multipart/form-data" in content_type:
-                return _parse_form(content_type, raw)
+                return _parse_form(raw)
             try:
                 return json.loads(raw or b"null")
             except ValueError:

@@ -172,15 +172,7 @@ def _right_size(groups: Sequence[Any], images: Path) -> str:
     for g in groups:
         cards = []
         for v in g.variants:
-            verdict = (
-                "recommended"
-                if v.nodeid == g.recommended
-                else f"excluded: {v.excluded}"
-                if v.excluded
-                else "passes"
-                if v.passing
-                else "below the accept rate"
-            )
+            verdict = v.verdict(g.recommended)
             rate = "n/a" if v.accept_rate is None else f"{v.accept_rate:.0%}"
             per = shown_cost_per_accepted(v.cost_per_accepted, v.accepted)
             cls = "variant recommended" if v.nodeid == g.recommended else "variant"

@@ -75,6 +75,13 @@ class Variant:
     small_sample: bool = False
     image_path: str | None = None  # one current image, for the review page
 
+    def verdict(self, recommended: str | None) -> str:
+        if self.nodeid == recommended:
+            return "recommended"
+        if self.excluded:
+            return f"excluded: {self.excluded}"
+        return "passes" if self.passing else "below the accept rate"
+
 
 @dataclass
 class Advice:
@@ -245,15 +252,8 @@ def markdown(found: list[Group], md: Any, code: Any) -> list[str]:
             "|---|---:|---:|---:|---|",
         ]
         for v in g.variants:
-            verdict = (
-                "**recommended**"
-                if v.nodeid == g.recommended
-                else f"excluded: {md(v.excluded)}"
-                if v.excluded
-                else "passes"
-                if v.passing
-                else "below the accept rate"
-            )
+            verdict = v.verdict(g.recommended)
+            verdict = "**recommended**" if verdict == "recommended" else md(verdict)
             few = " (few images)" if v.small_sample else ""
             out.append(
                 f"| {code(v.label)} | {format_usd(v.list_cost)} | {v.accepted}/{v.images}{few} "

@@ -277,8 +277,6 @@ def obtain(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
             f"  re-record it with {command('--imagegen-record-mode=new_episodes', result.nodeid)} "
             f"(estimated cost {cost})"
         )
-    if mode == "none":
-        return record(spec, ctx, result, path, fix)  # unreachable: none never records
     from .locks import file_lock
 
     # one recording per cassette in the session: a concurrent prefetch (or another
