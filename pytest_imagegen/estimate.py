@@ -23,8 +23,13 @@ class EstimateRow:
     nodeid: str
     spec: CaseSpec
     list_cost: float
-    cassette: str  # fresh | stale | missing
+    cassette: str  # fresh | stale | missing | judge stale
     over_ceiling: float | None = None  # the ceiling, when the list cost is above it
+    record_cost: float | None = None  # what recording costs when not the list cost (the judge)
+
+    @property
+    def to_record_cost(self) -> float:
+        return self.list_cost if self.record_cost is None else self.record_cost
 
 
 @dataclass
@@ -41,7 +46,7 @@ class Estimate:
 
     @property
     def once_total(self) -> float:
-        return sum(r.list_cost for r in self.to_record)
+        return sum(r.to_record_cost for r in self.to_record)
 
 
 def estimate(cases: Iterable[tuple[str, CaseSpec]], ctx: RunContext) -> Estimate:
@@ -57,8 +62,27 @@ def estimate(cases: Iterable[tuple[str, CaseSpec]], ctx: RunContext) -> Estimate
             status = "stale"
         ceiling = ctx.ceiling(spec)
         over = ceiling if ceiling is not None and cost > ceiling else None
-        out.rows.append(EstimateRow(nodeid, spec, cost, status, over))
+        row = EstimateRow(nodeid, spec, cost, status, over)
+        if status == "fresh" and spec.expect.judge is not None and _judge_stale(spec, ctx):
+            row.cassette, row.record_cost = "judge stale", ctx.judge_list_cost(spec)
+        out.rows.append(row)
     return out
+
+
+def _judge_stale(spec: CaseSpec, ctx: RunContext) -> bool:
+    """A fresh cassette whose recorded judge used another model or rubric (or none)."""
+    from .errors import ImagegenError
+    from .judging import config_for
+    from .recording import recorded_meta
+
+    cfg = config_for(spec, ctx)
+    try:
+        judged = recorded_meta(suite_cassette_path(spec.path, spec.id), "").get("judge")
+    except ImagegenError:
+        return True  # damaged: its test says so; recording it again would judge too
+    if not isinstance(judged, dict) or cfg is None:
+        return True
+    return judged.get("model") != cfg.model or judged.get("rubric") != cfg.rubric
 
 
 def render(est: Estimate, *, per_case: bool = True) -> list[str]:

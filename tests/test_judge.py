@@ -317,3 +317,22 @@ def test_sdk_chat_calls_in_marked_tests_are_priced_and_recorded(
     assert 0 < sdk["actual_cost"] <= sdk["list_cost"]
     project.runpytest("-k", "sdk").assert_outcomes(passed=1)  # replayed
     assert live_env.chat_requests == 1
+
+
+def test_estimate_counts_a_stale_judge_at_the_judge_s_cost(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
+    _suite(project, '"a flat icon of a paper plane"')
+    project.runpytest(ONCE).assert_outcomes(passed=1)
+    _suite(project, '"a red sports car"')
+    prices = PriceTable.load()
+    judged = prices.judge_list_cost("gpt-4.1-mini", judge.prompt_chars("a red sports car"), 200)
+    result = project.runpytest("--imagegen-estimate")
+    result.stdout.fnmatch_lines(
+        [
+            "prompt_suites/s.yaml::icon * cassette: judge stale",
+            f"once recording (--imagegen-record-mode=once, 1 cases without a fresh cassette): "
+            f"${judged:.4f}",
+        ]
+    )
+    assert live_env.chat_requests == 1  # the estimate sent nothing
