@@ -29,6 +29,7 @@ from .runner import CaseResult, RunContext, apply_drift
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from .client import Generation
     from .judge import Verdict
 
 
@@ -152,6 +153,17 @@ def recording_session(
                 persister.keep = guard.used
 
 
+def _body(
+    prompt: str, model: str, size: str, quality: str | None, n: int, params: dict[str, Any]
+) -> dict[str, Any]:
+    """The request body of a fixture call (``quality=None``: left to the API)."""
+    body: dict[str, Any] = {"model": model, "prompt": prompt, "n": n, "size": size}
+    if quality is not None:
+        body["quality"] = quality
+    body.update(params)
+    return body
+
+
 @dataclass
 class GeneratedImage:
     """One image of a result: its bytes, and a Pillow image decoded on first use."""
@@ -223,39 +235,10 @@ class Imagegen:
         **params: Any,
     ) -> ImageResult:
         """Generate ``n`` images for ``prompt`` (``quality=None`` lets the API choose)."""
-        from .errors import ImagegenError
-        from .settings import find_api_key
-
-        if self.guard is None:
-            self.fail(
-                "imagegen.generate() works only inside the test function (the cassette and "
-                "cost guard are open only while the test runs), not in fixtures"
-            )
-        body: dict[str, Any] = {"model": model, "prompt": prompt, "n": n, "size": size}
-        if quality is not None:
-            body["quality"] = quality
-        body.update(params)
-        try:
-            _, key = find_api_key(self.ctx.environ)
-        except ImagegenError:
-            key = REPLAY_KEY  # fine for replays; the guard refuses a live call with it
-        client = self.ctx.client(key)  # shared for the session, closed at its end
-        self.guard.last_live = None
-        try:
-            generation = client.generate(body)
-        except ImagegenError as exc:
-            self.fail(str(exc))
-        live = bool(self.guard.last_live)
-        self.result.revised_prompts.extend(generation.revised_prompts)
+        body = _body(prompt, model, size, quality, n, params)
+        generation, live = self._send("generate", lambda client: client.generate(body))
         list_cost = self.ctx.prices.list_cost(model, size, quality, n, prompt).total
-        return ImageResult(
-            images=[GeneratedImage(i.data, i.revised_prompt) for i in generation.images],
-            request=body,
-            usage=generation.usage,
-            list_cost=list_cost,
-            actual_cost=self.ctx.prices.actual_cost(model, generation.usage, list_cost),
-            replayed=not live,
-        )
+        return self._image_result(body, generation, live, list_cost)
 
     def edit(
         self,
@@ -273,7 +256,6 @@ class Imagegen:
         optionally only where ``mask`` is transparent: recorded, priced (input images
         included) and replayed like :meth:`generate`."""
         from . import edits
-        from .errors import ImagegenError
 
         def part(value: str | Path | bytes, name: str) -> tuple[str, bytes, str]:
             if isinstance(value, bytes):
@@ -284,28 +266,55 @@ class Imagegen:
             except OSError as exc:
                 self.fail(f"imagegen.edit: cannot read {value!s}: {exc.strerror}")
 
-        client = self._client_for_test()
-        body: dict[str, Any] = {"model": model, "prompt": prompt, "n": n, "size": size}
-        if quality is not None:
-            body["quality"] = quality
-        body.update(params)
+        body = _body(prompt, model, size, quality, n, params)
         images = image if isinstance(image, list) else [image]
         files = [part(i, f"image-{k}.png") for k, i in enumerate(images)]
         mask_part = part(mask, "mask.png") if mask is not None else None
-        assert self.guard is not None
-        self.guard.last_live = None
-        try:
-            generation = client.edit(edits.fields(body), files, mask_part)
-        except ImagegenError as exc:
-            self.fail(str(exc))
-        live = bool(self.guard.last_live)
-        self.result.revised_prompts.extend(generation.revised_prompts)
+        generation, live = self._send(
+            "edit", lambda client: client.edit(edits.fields(body), files, mask_part)
+        )
         sent = [(f[0], f[1]) for f in [*files, *([mask_part] if mask_part else [])]]
         list_cost = round(
             self.ctx.prices.list_cost(model, size, quality, n, prompt).total
             + self.ctx.prices.input_images_cost(model, edits.image_sizes(sent)),
             6,
         )
+        return self._image_result(body, generation, live, list_cost)
+
+    def _client_for_test(self, call: str) -> Any:
+        """The session's client for the environment's key (a placeholder for replays)."""
+        from .errors import ImagegenError
+        from .settings import find_api_key
+
+        if self.guard is None:
+            self.fail(
+                f"imagegen.{call}() works only inside the test function (the cassette and "
+                "cost guard are open only while the test runs), not in fixtures"
+            )
+        try:
+            _, key = find_api_key(self.ctx.environ)
+        except ImagegenError:
+            key = REPLAY_KEY  # fine for replays; the guard refuses a live call with it
+        return self.ctx.client(key)  # shared for the session, closed at its end
+
+    def _send(self, call: str, send: Callable[[Any], Generation]) -> tuple[Generation, bool]:
+        """One images call through the guard: the generation, and whether it went live."""
+        from .errors import ImagegenError
+
+        client = self._client_for_test(call)
+        assert self.guard is not None
+        self.guard.last_live = None
+        try:
+            generation = send(client)
+        except ImagegenError as exc:
+            self.fail(str(exc))
+        self.result.revised_prompts.extend(generation.revised_prompts)
+        return generation, bool(self.guard.last_live)
+
+    def _image_result(
+        self, body: dict[str, Any], generation: Generation, live: bool, list_cost: float
+    ) -> ImageResult:
+        model = str(body.get("model"))
         return ImageResult(
             images=[GeneratedImage(i.data, i.revised_prompt) for i in generation.images],
             request=body,
@@ -314,21 +323,6 @@ class Imagegen:
             actual_cost=self.ctx.prices.actual_cost(model, generation.usage, list_cost),
             replayed=not live,
         )
-
-    def _client_for_test(self) -> Any:
-        from .errors import ImagegenError
-        from .settings import find_api_key
-
-        if self.guard is None:
-            self.fail(
-                "imagegen calls work only inside the test function (the cassette and cost "
-                "guard are open only while the test runs), not in fixtures"
-            )
-        try:
-            _, key = find_api_key(self.ctx.environ)
-        except ImagegenError:
-            key = REPLAY_KEY  # fine for replays; the guard refuses a live call with it
-        return self.ctx.client(key)
 
     def judge(
         self,
@@ -351,7 +345,7 @@ class Imagegen:
         s = self.ctx.settings
         model = model or s.judge_model
         minimum = s.judge_min_score if min_score is None else float(min_score)
-        client = self._client_for_test()
+        client = self._client_for_test("judge")
         verdicts = []
         try:
             for image in result.images:

@@ -261,7 +261,7 @@ def obtain(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
     state = recording.cassette_state(path, body, fix)
     cost = format_usd(result.list_cost or 0.0)
     if state.status == "fresh" and (mode != "all" or recorded_now(path, ctx, fix)):
-        return _replay_or_prefetched(spec, ctx, result, path, fix)
+        return replay(spec, ctx, result, path, fix)
     if state.status == "missing" and mode == "none":
         result.cassette = "missing"
         raise CassetteError(
@@ -283,7 +283,7 @@ def obtain(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
     # xdist worker) may be recording it right now
     with file_lock(path, timeout=ctx.settings.timeout * (ctx.settings.max_retries + 2)):
         if recorded_now(path, ctx, fix):
-            return _replay_or_prefetched(spec, ctx, result, path, fix)
+            return replay(spec, ctx, result, path, fix)
         return record(spec, ctx, result, path, fix)
 
 
@@ -314,19 +314,15 @@ def recorded_now(path: Path, ctx: RunContext, fix: str) -> bool:
     )
 
 
-def _replay_or_prefetched(
-    spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix: str
-) -> Generation:
-    """Replay; a cassette this session recorded is reported as recorded, with its cost."""
-    from . import recording
-
-    generation = replay(spec, ctx, result, path, fix)
-    meta = recording.recorded_meta(path, fix)
+def _replayed(ctx: RunContext, result: CaseResult, meta: Mapping[str, Any]) -> None:
+    """Set what a replay saved; a cassette this session recorded (the prefetch, another
+    worker) is reported as recorded, with what it cost."""
     if ctx.session_id and meta.get("session") == ctx.session_id:
-        result.cassette = "recorded"
-        result.saved = 0.0
+        result.cassette, result.saved = "recorded", 0.0
         result.actual_cost = float(meta.get("actual_cost") or 0.0)
-    return generation
+        return
+    result.cassette = "replayed"
+    result.saved = float(meta.get("actual_cost") or result.list_cost or 0.0)
 
 
 def _named_changes(spec: CaseSpec, state: Any) -> list[str]:
@@ -352,8 +348,7 @@ def replay(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix:
     fast = recording.replay_generation(path, spec.request_body(), store, fix)
     if fast is not None:
         generation, meta = fast
-        result.cassette = "replayed"
-        result.saved = float(meta.get("actual_cost") or result.list_cost or 0.0)
+        _replayed(ctx, result, meta)
         return generation
     persister = recording.Persister(store, [], fix=fix)
     try:
@@ -368,8 +363,7 @@ def replay(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix:
             f"cassette {shown(path)} has no response for this request, and replay never sends "
             f"requests; {fix}"
         ) from None
-    result.cassette = "replayed"
-    result.saved = float(persister.loaded_meta.get("actual_cost") or result.list_cost or 0.0)
+    _replayed(ctx, result, persister.loaded_meta)
     return generation
 
 
