@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import pytest_args, ratio_line, run, workdir, write
 
-from pytest_imagegen.recording import fingerprint, suite_cassette_path
+from pytest_imagegen.cassettes.format import fingerprint
+from pytest_imagegen.cassettes.paths import suite_cassette_path
 
 
 def write_suites(root: Path, cases: int, files: int) -> None:

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .costs import PriceTable
-from .errors import (
+from .api.errors import (
     APIError,
     BudgetExceededError,
     CassetteError,
@@ -29,7 +28,8 @@ from .errors import (
     PriceError,
     SuiteError,
 )
-from .marker import GeneratedImage, Imagegen, ImageResult
+from .money.prices import PriceTable
+from .pyapi.fixture import GeneratedImage, Imagegen, ImageResult
 
 if TYPE_CHECKING:
     from .fakeserver import FakeImagesServer

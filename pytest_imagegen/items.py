@@ -8,10 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .errors import ImagegenError
-from .runner import CaseResult, new_result, run_case
-from .session import display_path, get_state, report_costs, warn_drift
-from .suite import CaseSpec, load_suite
+from .api.errors import ImagegenError, SuiteError
+from .checks.perceptual import baseline_path
+from .review.junit import emit_warning, junit_properties
+from .review.results import CaseResult
+from .session import display_path, get_state
+from .suites.loader import load_suite
+from .suites.runner import new_result, run_case
+from .suites.spec import CaseSpec
 
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
@@ -28,8 +32,6 @@ class SuiteFile(pytest.File):
             display=display_path(self.config, self.path),
             check_case=state.profile_check(self.path),
         )
-        from .errors import SuiteError
-        from .perceptual import baseline_path
 
         baseline = str(baseline_path(self.path))
         for nodeid, (other, _) in state.suite_files.items():
@@ -71,8 +73,8 @@ class CaseItem(pytest.Item):
         try:
             run_case(self.spec, state.ctx, result)
         finally:
-            report_costs(self, result)
-        warn_drift(result)
+            self.user_properties.extend(junit_properties(result))
+        emit_warning(result)
 
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None

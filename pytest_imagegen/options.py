@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .costs import PriceTable
-from .errors import ImagegenError
-from .settings import (
-    DRIFT_MODES,
-    RECORD_MODES,
-    Settings,
-    parse_number,
-    resolve_base_url,
-)
+from .api.errors import ImagegenError
+from .api.settings import DRIFT_MODES, RECORD_MODES, Settings, parse_number, resolve_base_url
+from .money.prices import PriceTable
+
+if TYPE_CHECKING:
+    from .review.gate import CostLimit
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -316,3 +315,48 @@ def read_settings(config: pytest.Config) -> tuple[Settings, PriceTable]:
         judge_min_score=min_score if min_score is not None else 0.7,
     )
     return settings, prices
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Options about money and reports (resolved against the invocation directory)."""
+
+    budget: float | None = None
+    report_path: Path | None = None
+    markdown_path: Path | None = None
+    cost_baseline: Path | None = None
+    cost_limit: CostLimit | None = None
+    max_inflight: int | None = None
+    rate_limit: int | None = None  # images per minute
+
+
+def read_run_options(config: pytest.Config) -> RunOptions:
+    """Budget, report paths, the cost gate and the rate limits (``ImagegenError`` if invalid)."""
+    from .api.limiter import parse_rate
+    from .review.gate import parse_cost_limit
+
+    invocation = config.invocation_params.dir
+
+    def path(option: str) -> Path | None:
+        value = config.getoption(option)
+        return (invocation / value).resolve() if value else None
+
+    limit = config.getoption("imagegen_max_cost_increase")
+    baseline = path("imagegen_cost_baseline")
+    if limit is not None and baseline is None:
+        raise ImagegenError(
+            "--imagegen-max-cost-increase needs --imagegen-cost-baseline=PATH.json "
+            "(a report from an earlier run, e.g. of the main branch)"
+        )
+    inflight = parse_number(
+        config.getini("imagegen_max_inflight"), "ini imagegen_max_inflight", minimum=1
+    )
+    return RunOptions(
+        budget=parse_number(config.getoption("imagegen_budget"), "--imagegen-budget", minimum=0),
+        report_path=path("imagegen_report"),
+        markdown_path=path("imagegen_markdown"),
+        cost_baseline=baseline,
+        cost_limit=parse_cost_limit(limit) if limit is not None else None,
+        max_inflight=int(inflight) if inflight else None,
+        rate_limit=parse_rate(config.getini("imagegen_rate_limit") or None),
+    )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .errors import ImagegenError
+from .api.errors import ImagegenError
 from .session import (
     SKIP_DIRS,
     ImagegenState,
@@ -24,7 +24,7 @@ from .session import (
 )
 
 if TYPE_CHECKING:
-    from .marker import Imagegen
+    from .pyapi.fixture import Imagegen
 
 __all__ = ["ImagegenState", "get_state"]
 
@@ -56,10 +56,6 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if config.pluginmanager.hasplugin("xdist") or config.pluginmanager.hasplugin("xdist.plugin"):
         config.pluginmanager.register(XdistHooks(state), "imagegen-xdist")
-    if state.settings.record_mode != "none" and not state.is_controller_of_workers:
-        from . import warmup
-
-        warmup.start()  # overlaps imports with collection and the first request
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:

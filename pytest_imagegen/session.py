@@ -1,9 +1,10 @@
-"""Per-session state of the plugin and what it reports (syrupy's ``session.py``).
+"""Per-session state of the plugin (syrupy's ``session.py``).
 
 :class:`ImagegenState` lives in ``config.stash`` and is registered as a plugin:
 it owns the run context (settings, prices, budget, clients), collects every
 case's result (travelling on test reports, so the xdist controller sees all
-of them), and writes the reports, baselines and terminal summary at the end.
+of them), and at the end has the baselines, reports and terminal summary
+written by the modules that own them.
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from .costs import PriceTable, format_usd
-from .errors import ImagegenError
-from .options import ini_dir, read_settings
-from .runner import RunContext
-from .settings import Settings, parse_number
+from .api.errors import ImagegenError
+from .api.settings import Settings
+from .cassettes.files import relative_to
+from .money.context import RunContext
+from .money.prices import PriceTable
+from .options import RunOptions, ini_dir, read_run_options, read_settings
 
 if TYPE_CHECKING:
-    from .marker import Imagegen
-    from .profiles import Profiles
-    from .report import CostDiff, CostLimit
-    from .runner import CaseResult
-    from .suite import CaseSpec
+    from .pyapi.fixture import Imagegen
+    from .pyapi.runtime import PythonAPI
+    from .review.gate import CostDiff
+    from .suites.profiles import Profiles
+    from .suites.spec import CaseSpec
 
 SKIP_DIRS = frozenset({"cassettes", "baselines", ".imagegen"})
 
@@ -41,6 +43,11 @@ def display_path(config: pytest.Config, path: os.PathLike[str]) -> str:
         return os.fspath(path)
 
 
+def relative(config: pytest.Config, path: Path) -> str:
+    """``path`` relative to the invocation directory when inside it, else absolute."""
+    return relative_to(config.invocation_params.dir, path)
+
+
 class ImagegenState:
     """Per-session state (in ``config.stash``), also registered as a plugin for reporting."""
 
@@ -50,24 +57,23 @@ class ImagegenState:
         settings: Settings,
         prices: PriceTable,
         explicit: frozenset[Path],
+        options: RunOptions,
     ) -> None:
         self.config = config
         self.settings = settings
         self.explicit = explicit
+        self.options = options
         self.ctx = RunContext(settings=settings, prices=prices)
         self.fake_server: Any = None
         self._results: dict[str, dict[str, Any]] = {}  # nodeid -> the case's figures
         self.is_worker = hasattr(config, "workerinput")
-        # the xdist controller runs no test: nothing to warm up there
+        # the xdist controller runs no test
         self.is_controller_of_workers = not self.is_worker and bool(
             getattr(config.option, "numprocesses", None)
         )
         self.owns_budget = False
         self.owns_limiter = False
-        self.report_path: Path | None = None
-        self.markdown_path: Path | None = None
         self.cost_baseline: dict[str, float] | None = None
-        self.cost_limit: CostLimit | None = None
         self.cost_diff: CostDiff | None = None
         self.estimated: list[dict[str, Any]] = []
         # suite file nodeid -> (baseline file, every case id), filled by SuiteFile.collect
@@ -77,8 +83,8 @@ class ImagegenState:
         self.worker_full_files: list[dict[str, list[str]]] = []
         self.finish_lines: list[str] = []
         self._profiles: dict[Path, Profiles] = {}
+        self._python_api: PythonAPI | None = None
         self.exit_stack = contextlib.ExitStack()  # undone at unconfigure
-        self.shared_cassettes: dict[Path, list[str]] = {}
 
     @property
     def results(self) -> list[dict[str, Any]]:
@@ -88,6 +94,20 @@ class ImagegenState:
     @property
     def suite_dirs(self) -> tuple[Path, ...]:
         return self.settings.suite_dirs
+
+    @property
+    def python_api(self) -> PythonAPI:
+        """Marked tests and the ``imagegen`` fixture (made on first use)."""
+        if self._python_api is None:
+            from .pyapi.runtime import PythonAPI
+
+            self._python_api = PythonAPI(
+                self.ctx,
+                self.fail,
+                block_network=bool(self.config.getoption("imagegen_block_network")),
+                shown=lambda path: relative(self.config, path),
+            )
+        return self._python_api
 
     def suite_root(self, path: Path) -> Path | None:
         """The suites directory (ini ``imagegen_suites``) holding ``path``, if any."""
@@ -99,7 +119,7 @@ class ImagegenState:
     def is_suite(self, file_path: Path) -> bool:
         """A YAML file named on the command line, or one with a top-level ``cases:`` under a
         suites directory (outside its cassettes and baselines)."""
-        from .suite import looks_like_suite
+        from .suites.spec import looks_like_suite
 
         resolved = file_path.resolve()
         if resolved in self.explicit:
@@ -133,7 +153,7 @@ class ImagegenState:
         def check(spec: CaseSpec) -> str | None:
             if spec.use_case is None:
                 return None
-            from .profiles import PROFILES_FILE, load_profiles
+            from .suites.profiles import PROFILES_FILE, load_profiles
 
             root = self.ctx.suites_root(path)
             if root not in self._profiles:
@@ -143,8 +163,9 @@ class ImagegenState:
 
         return check
 
+    # -- pytest hooks (the state is registered as a plugin)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self._find_shared_cassettes(session.items)
+        self.python_api.collected(session.items, lambda item: case_spec(item) is not None)
         selected: dict[str, int] = {}
         for item in session.items:
             if case_spec(item) is not None and item.parent is not None:
@@ -165,7 +186,7 @@ class ImagegenState:
             self._results[str(data.get("nodeid"))] = data
             if not self.is_worker:
                 # hash accepted images now, while the workers wait on the network
-                from .perceptual import complete_hashes
+                from .checks.perceptual import complete_hashes
 
                 for update in data.get("baseline_updates") or []:
                     for image in update["images"]:
@@ -177,7 +198,8 @@ class ImagegenState:
         if not self.config.getoption("imagegen_estimate"):
             self._prefetch(session)
             return None
-        from .estimate import estimate, render
+        from .review.estimate import render, right_size_lines
+        from .suites.estimate import estimate
 
         cases = [(i.nodeid, spec) for i in session.items if (spec := case_spec(i)) is not None]
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -188,8 +210,6 @@ class ImagegenState:
             for line in render(est, per_case=self.config.getoption("verbose") >= 0):
                 tr.write_line(line)
             if self.config.getoption("imagegen_right_size"):
-                from .estimate import right_size_lines
-
                 tr.write_sep("-", "imagegen right-size estimate")
                 for line in right_size_lines(est):
                     tr.write_line(line)
@@ -198,56 +218,43 @@ class ImagegenState:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker or self.config.getoption("imagegen_ledger"):
             return
-        from . import report
+        from .review.gate import compare
 
         estimating = self.config.getoption("imagegen_estimate")
+        limit = self.options.cost_limit
         if self.cost_baseline is not None:
             costs = self.estimated if estimating else self.results
-            self.cost_diff = report.compare(self.cost_baseline, costs)
+            self.cost_diff = compare(self.cost_baseline, costs)
             if (
-                self.cost_limit is not None
-                and self.cost_diff.exceeds(self.cost_limit)
+                limit is not None
+                and self.cost_diff.exceeds(limit)
                 and session.exitstatus == pytest.ExitCode.OK
             ):
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if estimating:
             return
         try:
-            self._write_reports(session)
+            self._finish_baselines()
+            from .review.reports import write_reports
+
+            step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+            write_reports(
+                self.results,
+                json_path=self.options.report_path,
+                markdown_path=self.options.markdown_path,
+                step_summary=Path(step_summary) if step_summary else None,
+                cost_diff=self.cost_diff,
+                cost_limit=limit,
+                groups=self.right_size_groups(),
+                redactor=self.ctx.redactor,
+            )
         except (OSError, ImagegenError) as exc:  # the summary is still printed
             self.finish_lines.append(f"reports NOT written: {exc}")
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
-    def _write_reports(self, session: pytest.Session) -> None:
-        from . import report
-
-        self._finish_baselines()
-        extra: dict[str, Any] = {}
-        if self.cost_diff is not None:
-            extra["cost_change"] = {
-                "old_total": self.cost_diff.old_total,
-                "new_total": self.cost_diff.new_total,
-                "change": self.cost_diff.change,
-            }
-        redactor = self.ctx.redactor
-        groups = self.right_size_groups()
-        if groups is not None:
-            extra["right_size"] = [g.to_dict() for g in groups]
-        if self.report_path is not None:
-            report.write_json(self.report_path, report.json_report(self.results, extra), redactor)
-        if self.markdown_path is not None or os.environ.get("GITHUB_STEP_SUMMARY"):
-            from .files import append_text, write_text
-
-            text = report.markdown(self.results, self.cost_diff, self.cost_limit, groups)
-            if self.markdown_path is not None:
-                write_text(self.markdown_path, text, redactor)
-            step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-            if step_summary:
-                append_text(Path(step_summary), text, redactor)
-
     def _finish_baselines(self) -> None:
-        from . import drift
+        from .checks import drift
 
         full = self.full_files
         if self.worker_full_files:  # xdist: a file is complete only if every worker saw it so
@@ -262,61 +269,43 @@ class ImagegenState:
             except ImagegenError as exc:
                 self.finish_lines.append(f"baselines NOT written: {exc}")
         if self.settings.html_dir is not None:
-            from . import htmlreport
+            from .review import html
 
-            index = htmlreport.write(
+            index = html.write(
                 self.settings.html_dir, self.results, self.ctx.redactor, self.right_size_groups()
             )
             self.finish_lines.append(f"visual review: {relative(self.config, index)}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        estimating = self.config.getoption("imagegen_estimate")
+        from .review.terminal import SummaryInput, sections
+
         budget = self.ctx.budget
-        if (estimating or not self.results) and self.cost_diff is None:
-            return
-        from .report import gate_lines, summarize, terminal_lines
-
-        terminalreporter.write_sep("-", "imagegen")
-        mask = self.ctx.redactor.mask
-        if not estimating:
-            for line in terminal_lines(summarize(self.results)):
-                terminalreporter.write_line(line)
-            notes = dict.fromkeys(n for r in self.results for n in r.get("notes") or [])
-            for line in [*notes, *self.finish_lines]:
-                terminalreporter.write_line(mask(line))
-        if budget is not None and self.owns_budget:
-            b = budget.snapshot()
-            refused = int(b.get("refused", 0))
-            terminalreporter.write_line(
-                f"budget: {format_usd(b['limit'])}  spent: {format_usd(b['spent'])}  "
-                f"left: {format_usd(max(b['limit'] - b['spent'], 0.0))}"
-                + (f"  requests refused: {refused}" if refused else "")
+        report = self.options.report_path
+        found = sections(
+            SummaryInput(
+                results=self.results,
+                estimating=bool(self.config.getoption("imagegen_estimate")),
+                finish_lines=self.finish_lines,
+                budget=budget.snapshot() if budget is not None and self.owns_budget else None,
+                cost_diff=self.cost_diff,
+                cost_limit=self.options.cost_limit,
+                report=relative(self.config, report) if report is not None else None,
+                fake_server=self.fake_server is not None,
+                groups=self.right_size_groups(),
+                mask=self.ctx.redactor.mask,
             )
-        if self.cost_diff is not None:
-            exceeded = self.cost_limit is not None and self.cost_diff.exceeds(self.cost_limit)
-            for line in gate_lines(self.cost_diff, self.cost_limit):
-                terminalreporter.write_line(line, red=exceeded, bold=exceeded)
-        if self.report_path is not None:
-            terminalreporter.write_line(f"cost report: {relative(self.config, self.report_path)}")
-        if self.fake_server is not None:
-            terminalreporter.write_line(
-                "(--imagegen-fake-server: every images request of this session went to the "
-                "built-in fake server; nothing was billed, and the ledger keeps it apart)"
-            )
-        groups = None if estimating else self.right_size_groups()
-        if groups:
-            from .rightsize import terminal_lines as right_size_lines
-
-            terminalreporter.write_sep("-", "imagegen right-size")
-            for line in right_size_lines(groups):
-                terminalreporter.write_line(mask(line))
+        )
+        for title, lines in found:
+            terminalreporter.write_sep("-", title)
+            for line, markup in lines:
+                terminalreporter.write_line(line, **markup)
 
     def _prefetch(self, session: pytest.Session) -> None:
         """``--imagegen-concurrency=N``: record what the tests will send, N at a time."""
         s = self.settings
         if s.concurrency <= 1 or s.record_mode == "none" or self.is_controller_of_workers:
             return
-        from . import prefetch
+        from .suites import prefetch
 
         worker = None
         if self.is_worker:
@@ -334,106 +323,21 @@ class ImagegenState:
         prefetch.run(mine, self.ctx, s.concurrency, self.ctx.session_dir, progress)
 
     # -- tests' own code: the imagegen marker and fixture
-    def _find_shared_cassettes(self, items: list[pytest.Item]) -> None:
-        """Marked tests whose cassette names meet (``test[a!]``/``test[a?]``): each would
-        replace the other's recording on every run."""
-        owners: dict[Path, list[str]] = {}
-        for item in items:
-            marker = item.get_closest_marker("imagegen")
-            if case_spec(item) is not None or (
-                marker is None and "imagegen" not in getattr(item, "fixturenames", ())
-            ):
-                continue
-            from .marker import test_cassette_path
-
-            cassette = marker.kwargs.get("cassette") if marker else None
-            path = test_cassette_path(
-                item.path, item.name, cassette if isinstance(cassette, str) else None
-            )
-            owners.setdefault(path, []).append(item.nodeid)
-        self.shared_cassettes = {p: ids for p, ids in owners.items() if len(ids) > 1}
-
     @contextlib.contextmanager
     def guard_test(self, item: pytest.Item) -> Iterator[None]:
-        """Around a test's call: record/replay and guard its images requests when it is
-        marked or uses the fixture; with ``--imagegen-block-network``, refuse them otherwise."""
-        marker = item.get_closest_marker("imagegen")
-        if case_spec(item) is not None or (
-            marker is None and "imagegen" not in getattr(item, "fixturenames", ())
-        ):
-            if (
-                case_spec(item) is None
-                and self.config.getoption("imagegen_block_network")
-                and item.get_closest_marker("vcr") is None  # pytest-recording's own tests
-            ):
-                from .guard import blocker
-
-                with blocker(item.nodeid, self.fail):
-                    yield
-                return
+        """Around a test's call: the Python API's guard, when the test needs one."""
+        with self.python_api.guard_test(item, is_case=case_spec(item) is not None):
             yield
-            return
-        from .marker import marker_options, recording_session, test_cassette_path, test_images_dir
-
-        try:
-            max_cost, cassette = marker_options(
-                dict(marker.kwargs) if marker else {}, self.settings.default_max_cost
-            )
-        except ImagegenError as exc:
-            self.fail(exc)
-        path = test_cassette_path(item.path, item.name, cassette)
-        shared = [n for n in self.shared_cassettes.get(path, []) if n != item.nodeid]
-        if shared:
-            self.fail(
-                f"{item.nodeid} and {', '.join(shared)} would use the same cassette file "
-                f"{relative(self.config, path)} (their names differ only in characters a file "
-                "name cannot hold); give each its own with @pytest.mark.imagegen(cassette=...)"
-            )
-        result = item.stash.get(result_key, None) or marker_result(item)  # the fixture's
-        item.stash[result_key] = result
-        session = recording_session(
-            ctx=self.ctx,
-            result=result,
-            cassette_path=path,
-            images_dir=test_images_dir(item.path),
-            max_cost=max_cost,
-            ledger_root=self.ctx.suites_root(item.path),
-            abort=self.fail,
-        )
-        try:
-            with session as guard:
-                fixture = getattr(item, "funcargs", {}).get("imagegen")
-                if fixture is not None:
-                    fixture.guard = guard
-                try:
-                    yield
-                finally:
-                    if fixture is not None:
-                        fixture.guard = None
-                    if result.list_cost is not None:
-                        report_costs(item, result)
-                    warn_drift(result)
-        except ImagegenError as exc:  # opening or saving the cassette: a message, no traceback
-            self.fail(exc)
 
     def fixture_for(self, node: Any) -> Imagegen:
         """The ``imagegen`` fixture's object for the test ``node``."""
-        from .marker import Imagegen
-
-        result = node.stash.get(result_key, None) or marker_result(node)
-        node.stash[result_key] = result
-        return Imagegen(
-            ctx=self.ctx,
-            nodeid=node.nodeid,
-            module=node.path,
-            test_name=node.name,
-            result=result,
-            fail=self.fail,
-        )
+        return self.python_api.fixture_for(node)
 
     def made_report(self, item: pytest.Item, when: str, report: pytest.TestReport) -> None:
         """Mask the report; put the case's figures on the call report (they travel to the
         xdist controller with it)."""
+        from .pyapi.runtime import result_key
+
         self.mask_report(report)
         result = getattr(item, "result", None) or item.stash.get(result_key, None)
         if when == "call" and result is not None and result.list_cost is not None:
@@ -444,7 +348,7 @@ class ImagegenState:
         """The right-sizing groups of the run (``--imagegen-right-size``), else ``None``."""
         if not self.config.getoption("imagegen_right_size"):
             return None
-        from .rightsize import groups
+        from .review.rightsize import groups
 
         return groups(self.results)
 
@@ -491,14 +395,7 @@ class XdistHooks:
             self.state.worker_full_files.append(full)
 
 
-def relative(config: pytest.Config, path: Path) -> str:
-    """``path`` relative to the invocation directory when inside it, else absolute."""
-    shown = display_path(config, path)
-    return str(path) if shown.startswith("..") else shown
-
-
 state_key = pytest.StashKey[ImagegenState]()
-result_key = pytest.StashKey["CaseResult"]()
 
 
 def get_state(config: pytest.Config) -> ImagegenState:
@@ -507,45 +404,24 @@ def get_state(config: pytest.Config) -> ImagegenState:
 
 def case_spec(item: pytest.Item) -> CaseSpec | None:
     """The case of a suite item (``items.CaseItem``), ``None`` for other tests."""
-    from .suite import CaseSpec
+    from .suites.spec import CaseSpec
 
     spec = getattr(item, "spec", None)
     return spec if isinstance(spec, CaseSpec) else None
 
 
-def report_costs(item: pytest.Item, result: CaseResult) -> None:
-    """JUnit XML properties (--junitxml), also carried to the xdist controller."""
-    from .rightsize import economics, shown_cost_per_accepted
-
-    item.user_properties.append(("list_cost", result.list_cost))
-    item.user_properties.append(("actual_cost", result.actual_cost))
-    e = economics(result.to_dict())
-    if e["accept_rate"] is not None:
-        item.user_properties.append(("accept_rate", e["accept_rate"]))
-        per = shown_cost_per_accepted(e["cost_per_accepted"], result.accepted)
-        item.user_properties.append(("cost_per_accepted", e["cost_per_accepted"] or per))
-
-
-def warn_drift(result: CaseResult) -> None:
-    """``--imagegen-drift=warn``: the drift message as a warning of the test."""
-    if result.warning:
-        import warnings
-
-        from .errors import DriftWarning
-
-        warnings.warn(DriftWarning(result.warning), stacklevel=2)
-
-
 def build_state(config: pytest.Config) -> ImagegenState:
     """The session state from the options (``ImagegenError`` when one is invalid)."""
     settings, prices = read_settings(config)
+    options = read_run_options(config)
     invocation = config.invocation_params.dir
     explicit = frozenset((invocation / arg.split("::")[0]).resolve() for arg in config.args if arg)
-    state = ImagegenState(config, settings, prices, explicit)
-    _configure_costs(config, state, invocation)
+    state = ImagegenState(config, settings, prices, explicit, options)
+    _configure_costs(config, state)
     _configure_session(config, state)
     if config.getoption("imagegen_fake_server"):
         from .fakeserver import FakeImagesServer
+        from .pyapi.transports import FakeRoute, rerouted
 
         state.fake_server = FakeImagesServer().start()
         state.settings = state.ctx.settings = dataclasses.replace(
@@ -555,8 +431,6 @@ def build_state(config: pytest.Config) -> ImagegenState:
             fake_server=True,
         )
         state.ctx.environ = {**os.environ, "IMAGEGEN_API_KEY": "fake-server-key"}
-        from .guard import FakeRoute, rerouted
-
         state.exit_stack.enter_context(rerouted(FakeRoute(state.fake_server.url)))
     return state
 
@@ -564,7 +438,7 @@ def build_state(config: pytest.Config) -> ImagegenState:
 def _configure_session(config: pytest.Config, state: ImagegenState) -> None:
     """The session's id, scratch folder and shared rate limiter (the xdist controller makes
     them; its workers get them through ``workerinput``)."""
-    from .limiter import SharedLimiter, parse_rate
+    from .api.limiter import SharedLimiter
 
     if state.is_worker:
         given = config.workerinput  # type: ignore[attr-defined]
@@ -579,62 +453,43 @@ def _configure_session(config: pytest.Config, state: ImagegenState) -> None:
 
     state.ctx.session_id = uuid.uuid4().hex
     state.ctx.session_dir = Path(tempfile.mkdtemp(prefix="imagegen-session-"))
-    per_minute = parse_rate(config.getini("imagegen_rate_limit") or None)
-    inflight = parse_number(
-        config.getini("imagegen_max_inflight"), "ini imagegen_max_inflight", minimum=1
-    )
-    if per_minute is not None or inflight is not None:
-        state.ctx.limiter = SharedLimiter.create(int(inflight) if inflight else None, per_minute)
+    o = state.options
+    if o.rate_limit is not None or o.max_inflight is not None:
+        state.ctx.limiter = SharedLimiter.create(o.max_inflight, o.rate_limit)
         state.owns_limiter = True
 
 
-def _configure_costs(config: pytest.Config, state: ImagegenState, invocation: Path) -> None:
-    """Budget, reports and the cost gate from their options."""
-    from .budget import SessionBudget
+def _configure_costs(config: pytest.Config, state: ImagegenState) -> None:
+    """The session budget, and on the controller: writable report paths, the cost baseline."""
+    from .money.budget import SessionBudget
 
-    budget = parse_number(config.getoption("imagegen_budget"), "--imagegen-budget", minimum=0)
+    o = state.options
     if state.is_worker:
         path = config.workerinput.get("imagegen_budget")  # type: ignore[attr-defined]
         if path:
             state.ctx.budget = SessionBudget(Path(path))
-    elif budget is not None:
-        state.ctx.budget = SessionBudget.create(budget)
+        return
+    if o.budget is not None:
+        state.ctx.budget = SessionBudget.create(o.budget)
         state.owns_budget = True
-    for attr, option in (
-        ("report_path", "imagegen_report"),
-        ("markdown_path", "imagegen_markdown"),
+    from .cassettes.files import writable_problem
+
+    for option, path, is_dir in (
+        ("--imagegen-report", o.report_path, False),
+        ("--imagegen-markdown", o.markdown_path, False),
+        ("--imagegen-html", state.settings.html_dir, True),
     ):
-        value = config.getoption(option)
-        if value:
-            setattr(state, attr, (invocation / value).resolve())
-    if not state.is_worker:
-        from .files import writable_problem
+        problem = path and writable_problem(path, directory=is_dir)
+        if problem:
+            raise ImagegenError(f"{option}: {problem}; choose a path you can write to")
+    if o.cost_baseline is not None:
+        from .review.gate import load_baseline
 
-        for option, path, is_dir in (
-            ("--imagegen-report", state.report_path, False),
-            ("--imagegen-markdown", state.markdown_path, False),
-            ("--imagegen-html", state.settings.html_dir, True),
-        ):
-            problem = path and writable_problem(path, directory=is_dir)
-            if problem:
-                raise ImagegenError(f"{option}: {problem}; choose a path you can write to")
-    limit = config.getoption("imagegen_max_cost_increase")
-    baseline = config.getoption("imagegen_cost_baseline")
-    from . import report
-
-    if limit is not None:
-        state.cost_limit = report.parse_cost_limit(limit)
-        if not baseline:
-            raise ImagegenError(
-                "--imagegen-max-cost-increase needs --imagegen-cost-baseline=PATH.json "
-                "(a report from an earlier run, e.g. of the main branch)"
-            )
-    if baseline and not state.is_worker:
-        state.cost_baseline = report.load_baseline((invocation / baseline).resolve())
+        state.cost_baseline = load_baseline(o.cost_baseline)
 
 
 def show_ledger(config: pytest.Config, session: pytest.Session) -> int:
-    from . import ledger
+    from .money import ledger
 
     state = get_state(config)
     tr: Any = config.pluginmanager.get_plugin("terminalreporter")
@@ -648,18 +503,3 @@ def show_ledger(config: pytest.Config, session: pytest.Session) -> int:
         if bad:
             tr.write_line(f"skipped unreadable lines: {', '.join(map(str, bad[:10]))}", yellow=True)
     return 0
-
-
-def marker_result(item: pytest.Item) -> CaseResult:
-    """The result of a marked (or fixture-using) test, filled in as its requests run."""
-    from .runner import CaseResult
-
-    return CaseResult(
-        nodeid=item.nodeid,
-        suite=item.path.stem,
-        category=None,
-        model="",
-        size="",
-        quality=None,
-        n=0,
-    )

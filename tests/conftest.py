@@ -23,7 +23,7 @@ import pytest
 import vcr  # noqa: F401  (patches http clients while a cassette is open: load it once)
 
 from pytest_imagegen.fakeserver import FakeImagesServer
-from pytest_imagegen.settings import KEY_ENV_VARS
+from pytest_imagegen.api.settings import KEY_ENV_VARS
 
 httpx.Client().close()  # loads httpx's lazy httpcore exception map
 with contextlib.suppress(ImportError):  # openai >= 3 talks through httpx2: the same applies
@@ -40,7 +40,7 @@ with contextlib.suppress(ImportError):  # the OCR engine (and shapely, cv2) must
     import rapidocr_onnxruntime  # noqa: F401
     import shapely.geometry  # noqa: F401
 
-    from pytest_imagegen import ocr as _ocr
+    from pytest_imagegen.checks import ocr as _ocr
 
     _ocr._get_engine()
 

@@ -16,8 +16,10 @@ import httpx
 import pytest
 import yaml
 
-from pytest_imagegen import recording
-from pytest_imagegen.errors import CassetteError
+from pytest_imagegen.cassettes.cassette import CaseCassette
+from pytest_imagegen.cassettes.persister import Persister, open_cassette
+from pytest_imagegen.cassettes.store import ImageStore
+from pytest_imagegen.api.errors import CassetteError
 from pytest_imagegen.fakeserver import FakeImagesServer
 
 from .conftest import CANARY_KEY, needs_xdist, write_suite
@@ -173,7 +175,7 @@ def test_cassette_is_vcrpy_yaml_with_image_sidecars(recorded: pytest.Pytester) -
 def test_replay_rebuilds_the_exact_response(tmp_path: Path, fake_server: FakeImagesServer) -> None:
     body = {"model": "gpt-image-2", "prompt": "exact", "size": "256x256", "quality": "low", "n": 2}
     path = tmp_path / "c.yaml"
-    store = recording.ImageStore(tmp_path / "images")
+    store = ImageStore(tmp_path / "images")
 
     def call() -> httpx.Response:
         with httpx.Client() as client:
@@ -183,11 +185,11 @@ def test_replay_rebuilds_the_exact_response(tmp_path: Path, fake_server: FakeIma
                 headers={"Authorization": "Bearer k"},
             )
 
-    persister = recording.Persister(store, [], fix="re-record")
+    persister = Persister(store, [], fix="re-record")
     persister.fresh = True
-    with recording.open_cassette(path, persister, record=True):
+    with open_cassette(path, persister, record=True):
         live = call()
-    with recording.open_cassette(path, recording.Persister(store, [], fix="x"), record=False):
+    with open_cassette(path, Persister(store, [], fix="x"), record=False):
         replayed = call()
     assert replayed.content == live.content
     assert replayed.status_code == live.status_code
@@ -204,21 +206,21 @@ def test_fast_replay_equals_the_vcrpy_replay(
     tmp_path: Path, fake_server: FakeImagesServer, extra: dict[str, object]
 ) -> None:
     """Suite replays skip HTTP and base64; they must give what a client gets through vcrpy."""
-    from pytest_imagegen.client import ImagesClient
+    from pytest_imagegen.api.client import ImagesClient
 
     body = {"model": "gpt-image-2", "prompt": "twins", "size": "256x256", "quality": "low", "n": 2}
     body.update(extra)
     body = {k: v for k, v in body.items() if v is not None}
     path = tmp_path / "c.yaml"
-    store = recording.ImageStore(tmp_path / "images")
+    store = ImageStore(tmp_path / "images")
     client = ImagesClient(fake_server.url, "sk-test-key-123", max_retries=0)
-    persister = recording.Persister(store, [], fix="re-record", fresh=True)
+    persister = Persister(store, [], fix="re-record", fresh=True)
     persister.request_body = body
-    with recording.open_cassette(path, persister, record=True):
+    with open_cassette(path, persister, record=True):
         live = client.generate(body)
-    with recording.open_cassette(path, recording.Persister(store, [], fix="x"), record=False):
+    with open_cassette(path, Persister(store, [], fix="x"), record=False):
         through_vcr = client.generate(body)
-    fast = recording.replay_generation(path, body, store, "fix")
+    fast = CaseCassette(path, "fix").generation(body, store)
     assert fast is not None
     generation, meta = fast
     assert len(meta["images"]) == 2  # the cassette's imagegen block lists its sidecars
@@ -229,7 +231,7 @@ def test_fast_replay_equals_the_vcrpy_replay(
     assert [i.sha256 for i in generation.images] == [
         hashlib.sha256(i.data).hexdigest() for i in live.images
     ]
-    assert recording.replay_generation(path, {**body, "prompt": "other"}, store, "fix") is None
+    assert CaseCassette(path, "fix").generation({**body, "prompt": "other"}, store) is None
 
 
 def test_identical_images_are_stored_once(
@@ -392,11 +394,11 @@ def test_key_in_the_request_body_refuses_the_write(
 def test_persister_scrubs_query_and_refuses_other_places(
     tmp_path: Path, fake_server: FakeImagesServer
 ) -> None:
-    store = recording.ImageStore(tmp_path / "images")
-    persister = recording.Persister(store, [CANARY_KEY], fix="x", fresh=True)
+    store = ImageStore(tmp_path / "images")
+    persister = Persister(store, [CANARY_KEY], fix="x", fresh=True)
     path = tmp_path / "c.yaml"
     body = {"model": "gpt-image-2", "prompt": "q", "size": "256x256", "quality": "low"}
-    with recording.open_cassette(path, persister, record=True), httpx.Client() as client:
+    with open_cassette(path, persister, record=True), httpx.Client() as client:
         client.post(
             fake_server.url + f"/images/generations?api-key={CANARY_KEY}",
             json=body,
@@ -408,10 +410,10 @@ def test_persister_scrubs_query_and_refuses_other_places(
         )
     text = path.read_text()
     assert CANARY_KEY not in text and "proj_secret" not in text
-    persister = recording.Persister(store, [CANARY_KEY], fix="x", fresh=True)
+    persister = Persister(store, [CANARY_KEY], fix="x", fresh=True)
     with (
         pytest.raises(CassetteError, match="would contain the API key"),
-        recording.open_cassette(tmp_path / "d.yaml", persister, record=True),
+        open_cassette(tmp_path / "d.yaml", persister, record=True),
         httpx.Client() as client,
     ):
         client.post(
@@ -431,7 +433,7 @@ def _loadable(root: Path) -> None:
     for path in cassettes.rglob("*"):
         assert not path.name.endswith(".partial"), path
         if path.suffix == ".yaml":
-            persister = recording.Persister(recording.ImageStore(cassettes / "images"), [], fix="x")
+            persister = Persister(ImageStore(cassettes / "images"), [], fix="x")
             _, responses = persister.load_cassette(path, None)
             payload = json.loads(responses[0]["body"]["string"])
             for item in payload["data"]:

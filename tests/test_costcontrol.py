@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_imagegen.costs import PriceTable
+from pytest_imagegen.money.prices import PriceTable
 from pytest_imagegen.fakeserver import FakeImagesServer
-from pytest_imagegen.report import CostDiff, parse_cost_limit
+from pytest_imagegen.review.gate import CostDiff, parse_cost_limit
 
 from .conftest import CANARY_KEY, XDIST_2, needs_xdist, write_suite
 
@@ -476,7 +476,7 @@ def test_profiles_pass_and_bad_profiles_file(project: pytest.Pytester) -> None:
 
 
 def test_shipped_profiles_are_used_by_example_suites() -> None:
-    from pytest_imagegen.profiles import load_profiles
+    from pytest_imagegen.suites.profiles import load_profiles
 
     root = Path(__file__).parent.parent / "prompt_suites"
     profiles = load_profiles(root / "profiles.yaml")

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pytest_imagegen.costs import PriceTable
-from pytest_imagegen.edits import input_image_tokens
+from pytest_imagegen.money.prices import PriceTable
+from pytest_imagegen.api.shape import input_image_tokens
 from pytest_imagegen.fakeserver import FakeImagesServer
 
 from .conftest import CANARY_KEY, write_suite

@@ -116,7 +116,7 @@ def test_dropped_connection(fake_server: FakeImagesServer) -> None:
 
 
 def test_usage_never_above_list_price(fake_server: FakeImagesServer) -> None:
-    from pytest_imagegen.costs import PriceTable
+    from pytest_imagegen.money.prices import PriceTable
 
     prices = PriceTable.load()
     for size, quality, n in [

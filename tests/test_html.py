@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_imagegen import htmlreport
+from pytest_imagegen.review import html as htmlreport
 from pytest_imagegen.fakeserver import FakeImagesServer
 
 from .conftest import write_suite

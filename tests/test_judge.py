@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pytest_imagegen import judge
-from pytest_imagegen.costs import PriceTable
-from pytest_imagegen.errors import PriceError
+from pytest_imagegen.checks import judge
+from pytest_imagegen.money.prices import PriceTable
+from pytest_imagegen.api.errors import PriceError
 from pytest_imagegen.fakeserver import FakeImagesServer, encode_picture, render_picture
 
 from .conftest import CANARY_KEY, write_suite
@@ -174,6 +174,41 @@ def test_judge_is_recorded_with_the_images_and_replayed_offline(
     assert live_env.chat_requests == 1
 
 
+def test_a_replayed_case_parses_its_cassette_once(
+    project: pytest.Pytester, live_env: FakeImagesServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC §1: one cassette object per case; replay, judge, OCR and drift read from it."""
+    from pytest_imagegen.cassettes.cassette import CaseCassette
+
+    write_suite(
+        project,
+        "s",
+        ICON.format(judge='"a flat icon of a paper plane"')
+        + """
+      - id: plain
+        prompt: "A paper plane over the sea"
+""",
+    )
+    project.runpytest(ONCE).assert_outcomes(passed=2)
+    monkeypatch.setenv("IMAGEGEN_BASE_URL", "http://127.0.0.1:9/v1")  # offline
+    loads = []
+    import yaml
+
+    real = yaml.load
+
+    def counting(stream: object, *args: object, **kwargs: object) -> object:
+        text = stream if isinstance(stream, (str, bytes)) else b""
+        if "interactions" in (text.decode() if isinstance(text, bytes) else text):
+            loads.append(1)  # a cassette
+        return real(stream, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(yaml, "load", counting)
+    before = CaseCassette.parses
+    project.runpytest("-p", "no:xdist").assert_outcomes(passed=2)
+    assert CaseCassette.parses - before == 2  # one per replayed case, judged or not
+    assert len(loads) == 2  # and nothing else parsed a cassette's YAML
+
+
 def test_a_changed_rubric_is_stale_for_the_judge_only(
     project: pytest.Pytester, live_env: FakeImagesServer
 ) -> None:
@@ -286,7 +321,7 @@ def test_sdk_chat_calls_in_marked_tests_are_priced_and_recorded(
     project.makepyfile(
         test_chat=f"""
         import os, openai, pytest
-        from pytest_imagegen import judge
+        from pytest_imagegen.checks import judge
 
         URL = judge.data_url(bytes.fromhex({image.hex()!r}))
 

@@ -142,7 +142,7 @@ def test_base_url_precedence_option_env_ini(
 
 
 def test_default_base_url_is_wisgate() -> None:
-    from pytest_imagegen.settings import resolve_base_url
+    from pytest_imagegen.api.settings import resolve_base_url
 
     assert resolve_base_url(None, {}, None) == ("https://api.wisgate.ai/v1", "default")
 
@@ -230,7 +230,7 @@ def test_retries_give_up_after_max_retries(
 
 
 def test_retry_after_is_honoured() -> None:
-    from pytest_imagegen.client import ImagesClient
+    from pytest_imagegen.api.client import ImagesClient
 
     waits: list[float] = []
     with FakeImagesServer() as server:

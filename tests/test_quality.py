@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_imagegen.fakeserver import FakeImagesServer
-from pytest_imagegen.textmatch import match, normalise
+from pytest_imagegen.checks.textmatch import match, normalise
 
 from .conftest import write_suite
 
@@ -22,7 +22,7 @@ POSTER = """
 """
 NO_ENGINE = """
 import sys
-import pytest_imagegen.ocr as ocr
+import pytest_imagegen.checks.ocr as ocr
 
 sys.modules["rapidocr_onnxruntime"] = None  # as if the [ocr] extra were not installed
 ocr._engine = None

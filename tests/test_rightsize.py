@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_imagegen import rightsize
+from pytest_imagegen.review import rightsize
 from pytest_imagegen.fakeserver import FakeImagesServer
 
 from .conftest import needs_ocr, needs_xdist, write_suite

@@ -15,7 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pytest_imagegen import recording
+from pytest_imagegen.cassettes.format import MARKER
+from pytest_imagegen.cassettes.persister import Persister, open_cassette
+from pytest_imagegen.cassettes.store import ImageStore
 from pytest_imagegen.fakeserver import FakeImagesServer
 
 from .conftest import write_suite
@@ -53,11 +55,11 @@ def test_persister_works_where_use_cassette_ignores_it(
         return merged(self, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(vcr.config.VCR, "get_merged_config", old_vcrpy)
-    images = recording.ImageStore(tmp_path / "cassettes" / "images")
-    persister = recording.Persister(images, ["sk-the-canary-key"], fix="x", fresh=True)
+    images = ImageStore(tmp_path / "cassettes" / "images")
+    persister = Persister(images, ["sk-the-canary-key"], fix="x", fresh=True)
     path = tmp_path / "cassettes" / "s" / "c.yaml"
     body = {"model": "gpt-image-2", "prompt": "q", "size": "256x256", "quality": "low"}
-    with recording.open_cassette(path, persister, record=True), httpx.Client() as client:
+    with open_cassette(path, persister, record=True), httpx.Client() as client:
         client.post(
             fake_server.url + "/images/generations",
             json=body,
@@ -66,7 +68,7 @@ def test_persister_works_where_use_cassette_ignores_it(
     assert persister.saved
     text = path.read_text()
     assert (
-        recording.MARKER in text and "b64_json: " not in text and '"b64_json": "iVBOR' not in text
+        MARKER in text and "b64_json: " not in text and '"b64_json": "iVBOR' not in text
     )
 
 
@@ -285,7 +287,7 @@ def test_corrupt_sidecar_of_the_same_size_is_replaced_by_rerecording(
 
 
 def test_image_store_replaces_a_corrupt_file_of_the_same_size(tmp_path: Path) -> None:
-    store = recording.ImageStore(tmp_path / "cassettes" / "images")
+    store = ImageStore(tmp_path / "cassettes" / "images")
     data = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
     ref = store.put(data)
     path = store.directory / ref
@@ -461,44 +463,23 @@ def test_stale_revised_prompts_quoted_commands_and_prompt_changes(
     )
 
 
-def test_readme_documents_every_option() -> None:
-    help_text = (PACKAGE / "options.py").read_text()
-    readme = (ROOT / "README.md").read_text()
-    for option in sorted(set(re.findall(r'"(--imagegen-[a-z-]+)"', help_text))):
-        assert f"`{option}" in readme, option
-
-
 # -------------------------------------------------------------------- house
 
 
-def _imports(path: Path) -> set[str]:
-    """Modules of this package that ``path`` imports, at any level of the file (imports
-    for type checkers only, under ``if TYPE_CHECKING:``, are no run-time cycle)."""
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
-            node.body = []
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                out.add(node.module.split(".")[0])
-            else:
-                out.update(alias.name for alias in node.names)
-    return out
-
-
-def test_no_import_cycles_and_plugin_is_glue() -> None:
-    graph = {p.stem: _imports(p) for p in PACKAGE.glob("*.py")}
-
-    def reaches(start: str, goal: str, seen: set[str]) -> bool:
-        for nxt in graph.get(start, ()):
-            if nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})):
-                return True
-        return False
-
-    cycles = sorted(m for m in graph if reaches(m, m, {m}))
-    assert cycles == [], f"modules on an import cycle: {cycles}"
+def test_the_house_layering_is_declared_and_kept() -> None:
+    """SPEC §1: subpackages by concern, the layering an import-linter contract (``lint-imports``
+    in CI fails on a wrong import), plugin.py glue only, no module over ~500 lines."""
+    config = (ROOT / "pyproject.toml").read_text()
+    assert "[tool.importlinter]" in config and 'type = "layers"' in config
+    for package in ("pyapi", "suites", "review", "checks", "cassettes", "money", "api"):
+        assert (PACKAGE / package / "__init__.py").is_file(), package
+        assert f"pytest_imagegen.{package}" in config or f"{package}" in config
     assert len((PACKAGE / "plugin.py").read_text().splitlines()) < 250
-    sources = "".join(p.read_text() for p in PACKAGE.glob("*.py"))
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 520
+    }
+    assert long == {}, f"modules over ~500 lines: {long}"
+    sources = "".join(p.read_text() for p in PACKAGE.rglob("*.py"))
     assert sources.count('!= "prompt"') == 1  # the body without the prompt, built once

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from pytest_imagegen.fakeserver import FakeImagesServer
-from pytest_imagegen.limiter import SharedLimiter, parse_rate
+from pytest_imagegen.api.limiter import SharedLimiter, parse_rate
 
 from .conftest import CANARY_KEY, needs_xdist, write_suite
 

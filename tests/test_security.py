@@ -11,10 +11,10 @@ from urllib.parse import quote
 
 import pytest
 
-from pytest_imagegen.costs import PriceTable
+from pytest_imagegen.money.prices import PriceTable
 from pytest_imagegen.fakeserver import FakeImagesServer
-from pytest_imagegen.runner import RunContext
-from pytest_imagegen.settings import Settings
+from pytest_imagegen.money.context import RunContext
+from pytest_imagegen.api.settings import Settings
 
 from .conftest import CANARY_KEY, DEAD_URL, write_suite
 
@@ -63,7 +63,7 @@ def write_test(pytester: pytest.Pytester, source: str, name: str = "test_images"
 
 
 def test_redactor_finds_every_form_and_masks_it() -> None:
-    from pytest_imagegen.redact import APIKey, Redactor
+    from pytest_imagegen.api.redact import APIKey, Redactor
 
     redactor = Redactor([CANARY_KEY, "short"])
     for prefix in ("", "u:", "us:", "user:"):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_imagegen.costs import PriceTable
-from pytest_imagegen.errors import SuiteError
-from pytest_imagegen.suite import load_suite
+from pytest_imagegen.money.prices import PriceTable
+from pytest_imagegen.api.errors import SuiteError
+from pytest_imagegen.suites.loader import load_suite
 
 from .conftest import write_suite
 

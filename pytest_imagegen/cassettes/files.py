@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .redact import Redactor
+    from ..api.redact import Redactor
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 IMAGE_EXTENSIONS = ("png", "jpeg", "jpg", "webp", "gif", "bin")
@@ -116,3 +116,12 @@ def check_inside(path: Path, root: Path) -> None:
         raise UnsafePath(f"{path} cannot be resolved ({exc})") from None
     if resolved != base and base not in resolved.parents:
         raise UnsafePath(f"{path} leads outside {root} (a symlink to {resolved})")
+
+
+def relative_to(base: Path, path: Path) -> str:
+    """``path`` relative to ``base`` when inside it, else absolute (for messages)."""
+    try:
+        shown_path = os.path.relpath(path, base)
+    except ValueError:
+        return str(path)
+    return str(path) if shown_path.startswith("..") else shown_path

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..api.errors import DriftError, command
+from ..cassettes.files import shown, write_text
+from ..cassettes.store import ImageStore, image_extension
 from . import perceptual
-from .errors import DriftError, command
-from .files import shown, write_text
-from .recording import ImageStore, image_extension
 
 if TYPE_CHECKING:
-    from .redact import Redactor
+    from ..api.redact import Redactor
 
 
 @dataclass
@@ -177,7 +177,7 @@ def apply_updates(
     entries whose key is not in that list are removed. Pass it only for suite
     files collected in full (no -k, no deselection, no collection error).
     """
-    from .locks import file_lock
+    from ..api.locks import file_lock
 
     by_file: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for u in updates:

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ExpectationError, QualityError
-from .suite import Expect
+from ..api.errors import ExpectationError, QualityError
+from .expect import Expect
 
 if TYPE_CHECKING:
+    from ..api.redact import Redactor
     from .judge import Verdict
-    from .redact import Redactor
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ImagegenError
-from .files import SHA256_RE, write_text
+from ..api.errors import ImagegenError
+from ..cassettes.files import SHA256_RE, write_text
 
 if TYPE_CHECKING:
-    from .redact import Redactor
+    from ..api.redact import Redactor
 
 OCR_FORMAT = 1
 ENGINE = "rapidocr-onnxruntime"

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DriftError
-from .files import UnsafePath, check_inside, image_path, image_ref_problem, shown
+from ..api.errors import DriftError
+from ..cassettes.files import UnsafePath, check_inside, image_path, image_ref_problem, shown
 
 HEX_RE = re.compile(r"[0-9a-f]{1,256}")
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .costs import format_usd
+from .prices import format_usd
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
-from .errors import BudgetExceededError
+from ..api.errors import BudgetExceededError
 
 #: float noise allowed when comparing sums of dollar amounts
 EPSILON = 1e-9
@@ -47,7 +47,7 @@ class SessionBudget:
         return cls(Path(name))
 
     def _lock(self) -> BaseFileLock:
-        from .locks import file_lock
+        from ..api.locks import file_lock
 
         return file_lock(self.path)
 

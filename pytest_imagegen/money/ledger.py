@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .costs import format_usd
+from .prices import format_usd
 
 if TYPE_CHECKING:
-    from .redact import Redactor
+    from ..api.redact import Redactor
 
 LEDGER_DIR = ".imagegen"
 LEDGER_NAME = "ledger.jsonl"
@@ -51,7 +51,7 @@ def entry(
     kind: str = "image",
 ) -> dict[str, Any]:
     """One ledger line for a request body (the prompt is stored as its sha256 only)."""
-    from .suite import request_params
+    from ..api.shape import request_params
 
     params = request_params(body)
     return {
@@ -72,7 +72,7 @@ def entry(
 
 def append(path: Path, line: Mapping[str, Any], redactor: Redactor | None = None) -> None:
     """Append one JSON line under a lock, every API key in it masked."""
-    from .locks import file_lock
+    from ..api.locks import file_lock
 
     data = redactor.mask_data(line) if redactor else line
     text = json.dumps(data, sort_keys=True, ensure_ascii=False)

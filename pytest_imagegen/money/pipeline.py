@@ -1,4 +1,4 @@
-"""Booking money: budget reservation and settlement, and the spend ledger line (SPEC §12).
+"""The paid-call pipeline: budget reservation and settlement, the ledger line, ceilings (SPEC §12).
 
 Every live request (an image call, a judge call) goes through :func:`paid_request`
 (or, for a test's own code, :func:`book` directly): its list cost is reserved in
@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import APIError
+from ..api.errors import APIError, CostCeilingError
+from .prices import format_usd
 
 if TYPE_CHECKING:
     from .budget import Reservation
-    from .runner import RunContext
+    from .context import RunContext
 
 
 @dataclass
@@ -114,3 +115,43 @@ def book(
         kind=kind,
     )
     ledger.append(ledger.ledger_path(ledger_root), line, ctx.redactor)
+
+
+CEILING_FIX = "  what to do: lower n, size or quality, or raise max_cost for this case"
+
+
+def list_ceiling_error(
+    cost: float, max_cost: float, request: str, fix: str = CEILING_FIX
+) -> CostCeilingError:
+    return CostCeilingError(
+        f"list cost {format_usd(cost)} is above max_cost {format_usd(max_cost)} "
+        f"({request}); no request was sent.\n{fix}"
+    )
+
+
+def actual_ceiling_error(
+    actual: float, max_cost: float, list_cost: float | None, fix: str = CEILING_FIX
+) -> CostCeilingError:
+    surprise = ""
+    if list_cost is not None and actual > list_cost:
+        surprise = (
+            f"\n  the API billed more than the list cost {format_usd(list_cost)}: "
+            "check the price table (ini imagegen_prices) against your provider's prices"
+        )
+    return CostCeilingError(
+        f"actual cost {format_usd(actual)} (from the response's usage) is above max_cost "
+        f"{format_usd(max_cost)}; the money is spent and the cassette is kept.{surprise}\n{fix}"
+    )
+
+
+def price_response(
+    ctx: RunContext, model: str, usage: Any, list_cost: float, nodeid: str, notes: list[str]
+) -> float:
+    """Actual cost of a 2xx answer; unreadable usage is booked at list cost, with a note."""
+    priced = ctx.prices.price_usage(model, usage, list_cost)
+    if priced.problem:
+        notes.append(
+            f"{nodeid}: the response's usage cannot be priced ({priced.problem}); "
+            f"booked at list cost {format_usd(list_cost)}"
+        )
+    return priced.cost

@@ -9,23 +9,22 @@ fail before sending.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .costs import format_usd
-from .recording import fingerprint, read_fingerprint, suite_cassette_path
-from .runner import RunContext
-from .suite import CaseSpec
+from ..money.prices import format_usd
 
 
 @dataclass
 class EstimateRow:
     nodeid: str
-    spec: CaseSpec
+    setting: str  # "gpt-image-2 1024x1024 low n=1"
     list_cost: float
     cassette: str  # fresh | stale | missing | judge stale
     over_ceiling: float | None = None  # the ceiling, when the list cost is above it
     record_cost: float | None = None  # what recording costs when not the list cost (the judge)
+    group: str | None = None  # right-sizing group (a matrix over size/quality/n/model)
+    variant: str = ""  # the cell of that matrix, e.g. "quality=low-size=1024x1024"
+    excluded: str | None = None  # the use-case limit that rules the variant out
 
     @property
     def to_record_cost(self) -> float:
@@ -49,50 +48,11 @@ class Estimate:
         return sum(r.to_record_cost for r in self.to_record)
 
 
-def estimate(cases: Iterable[tuple[str, CaseSpec]], ctx: RunContext) -> Estimate:
-    out = Estimate()
-    for nodeid, spec in cases:
-        cost = ctx.list_cost(spec)
-        recorded = read_fingerprint(suite_cassette_path(spec.path, spec.id))
-        if recorded is None:
-            status = "missing"
-        elif recorded == fingerprint(spec.request_body()):
-            status = "fresh"
-        else:
-            status = "stale"
-        ceiling = ctx.ceiling(spec)
-        over = ceiling if ceiling is not None and cost > ceiling else None
-        row = EstimateRow(nodeid, spec, cost, status, over)
-        if status == "fresh" and spec.expect.judge is not None and _judge_stale(spec, ctx):
-            row.cassette, row.record_cost = "judge stale", ctx.judge_list_cost(spec)
-        out.rows.append(row)
-    return out
-
-
-def _judge_stale(spec: CaseSpec, ctx: RunContext) -> bool:
-    """A fresh cassette whose recorded judge used another model or rubric (or none)."""
-    from .errors import ImagegenError
-    from .judging import config_for
-    from .recording import recorded_meta
-
-    cfg = config_for(spec, ctx)
-    try:
-        judged = recorded_meta(suite_cassette_path(spec.path, spec.id), "").get("judge")
-    except ImagegenError:
-        return True  # damaged: its test says so; recording it again would judge too
-    if not isinstance(judged, dict) or cfg is None:
-        return True
-    return judged.get("model") != cfg.model or judged.get("rubric") != cfg.rubric
-
-
 def render(est: Estimate, *, per_case: bool = True) -> list[str]:
     lines: list[str] = []
     if per_case and est.rows:
         width = min(max(len(r.nodeid) for r in est.rows), 90)
-        settings = [
-            f"{r.spec.model} {r.spec.size} {r.spec.quality or 'auto'} n={r.spec.n}"
-            for r in est.rows
-        ]
+        settings = [r.setting for r in est.rows]
         setting_width = max(map(len, settings))
         price_width = max(len(format_usd(r.list_cost)) for r in est.rows)
         for r, setting in zip(est.rows, settings, strict=True):
@@ -121,8 +81,8 @@ def right_size_lines(est: Estimate) -> list[str]:
     """``--imagegen-estimate --imagegen-right-size``: what recording each group would cost."""
     groups: dict[str, list[EstimateRow]] = {}
     for r in est.rows:
-        if r.spec.right_size_group:
-            groups.setdefault(r.nodeid.split("[", 1)[0], []).append(r)
+        if r.group is not None:
+            groups.setdefault(r.group, []).append(r)
     lines = []
     for key, rows in sorted(groups.items()):
         to_record = [r for r in rows if r.cassette != "fresh" and r.over_ceiling is None]
@@ -132,9 +92,8 @@ def right_size_lines(est: Estimate) -> list[str]:
             f"{format_usd(sum(r.list_cost for r in to_record))}"
         )
         for r in rows:
-            excluded = f"  excluded by its use case: {r.spec.excluded}" if r.spec.excluded else ""
+            excluded = f"  excluded by its use case: {r.excluded}" if r.excluded else ""
             lines.append(
-                f"  {'-'.join(f'{k}={v}' for k, v in r.spec.matrix)}  "
-                f"{format_usd(r.list_cost)}  cassette: {r.cassette}{excluded}"
+                f"  {r.variant}  {format_usd(r.list_cost)}  cassette: {r.cassette}{excluded}"
             )
     return lines or ["no right-sizing groups (cases with a matrix over size, quality, n or model)"]

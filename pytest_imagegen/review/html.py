@@ -21,11 +21,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .costs import format_usd
-from .files import IMAGE_EXTENSIONS, SHA256_RE, atomic_write, write_text
+from ..cassettes.files import IMAGE_EXTENSIONS, SHA256_RE, atomic_write, write_text
+from ..money.prices import format_usd
 
 if TYPE_CHECKING:
-    from .redact import Redactor
+    from ..api.redact import Redactor
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d232a;background:#f6f7f9}

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .costs import format_usd
+from ..money.prices import format_usd
 
 #: fewer images than this in a variant: its accept rate is not worth much
 MIN_SAMPLE = 4

@@ -18,18 +18,19 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import judge
-from .costs import format_usd
-from .errors import UNREADABLE, APIError, CassetteError, command
-from .spend import paid_request
+from ..api.errors import UNREADABLE, APIError, CassetteError, command
+from ..checks import judge
+from ..money.pipeline import paid_request
+from ..money.prices import format_usd
 
 if TYPE_CHECKING:
-    from .client import Generation
-    from .runner import CaseResult, RunContext
-    from .suite import CaseSpec
+    from ..api.client import Generation
+    from ..cassettes.cassette import CaseCassette
+    from ..money.context import RunContext
+    from ..review.results import CaseResult
+    from .spec import CaseSpec
 
 
 @dataclass(frozen=True)
@@ -94,16 +95,17 @@ def changes(meta: Any, cfg: JudgeConfig) -> str:
 
 
 def judge_case(
-    spec: CaseSpec, ctx: RunContext, result: CaseResult, generation: Generation, path: Path
+    spec: CaseSpec,
+    ctx: RunContext,
+    result: CaseResult,
+    generation: Generation,
+    cassette: CaseCassette,
 ) -> list[judge.Verdict]:
     """The verdict on every image: from the cassette, or asked of the judge (and recorded)."""
-    from . import recording
-
     cfg = config_for(spec, ctx)
     assert cfg is not None
     shas = [i.sha256 or hashlib.sha256(i.data).hexdigest() for i in generation.images]
-    fix = f"re-record it with {command('--imagegen-record-mode=all', result.nodeid)}"
-    meta = recording.recorded_meta(path, fix).get("judge") if path.is_file() else None
+    meta = cassette.meta.get("judge") if cassette.exists else None
     entries = recorded_verdicts(meta, cfg, shas)
     if entries is None:
         just_recorded = result.cassette in ("recorded", "live")
@@ -114,7 +116,7 @@ def judge_case(
                 f"re-judge with {command('--imagegen-record-mode=new_episodes', result.nodeid)} "
                 f"(cost {format_usd(cost)}, no new image)"
             )
-        entries = _ask(spec, ctx, result, generation, shas, cfg, path)
+        entries = _ask(spec, ctx, result, generation, shas, cfg, cassette)
     elif result.cassette == "replayed":
         result.saved += sum(float(e.get("actual_cost") or 0.0) for e in entries)
     verdicts = [judge.Verdict(float(e["score"]), str(e.get("reason") or "")) for e in entries]
@@ -134,9 +136,9 @@ def _ask(
     generation: Generation,
     shas: list[str],
     cfg: JudgeConfig,
-    path: Path,
+    cassette: CaseCassette,
 ) -> list[dict[str, Any]]:
-    from . import recording
+    from ..cassettes.store import image_extension
 
     client = ctx.client()  # no key: fails before anything is sent
     per_image = cfg.list_cost_per_image(ctx)
@@ -181,21 +183,17 @@ def _ask(
                 "actual_cost": priced.cost,
             }
         )
-        ext = recording.image_extension(image.data)
+        ext = image_extension(image.data)
         interactions.append(_interaction(client.base_url, body, payload, f"{sha}.{ext}"))
-    recording.add_judge(
-        path,
-        {"model": cfg.model, "rubric": cfg.rubric, "results": entries},
-        interactions,
-        ctx.redactor,
-        f"re-record it with {command('--imagegen-record-mode=all', result.nodeid)}",
+    cassette.add_judge(
+        {"model": cfg.model, "rubric": cfg.rubric, "results": entries}, interactions, ctx.redactor
     )
     return entries
 
 
 def _interaction(base_url: str, body: dict[str, Any], payload: Any, ref: str) -> dict[str, Any]:
     """A judge call in vcrpy's cassette format, the image named by its sidecar reference."""
-    from .recording import MARKER
+    from ..cassettes.format import MARKER
 
     stored = json.loads(json.dumps(body))
     for part in stored["messages"][1]["content"]:

@@ -26,33 +26,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .costs import format_usd
-from .errors import ImagegenError
+from ..api.errors import ImagegenError
+from ..money.prices import format_usd
 
 if TYPE_CHECKING:
-    from .runner import RunContext
-    from .suite import CaseSpec
+    from ..money.context import RunContext
+    from .spec import CaseSpec
 
 PLAIN_EVERY = 5.0  # seconds between progress lines when stdout is not a terminal
 
 
 def will_send(spec: CaseSpec, ctx: RunContext) -> bool:
     """Whether the record mode sends this case's request (and its ceiling allows it)."""
-    from . import recording
+    from ..cassettes.format import fingerprint, read_fingerprint
+    from ..cassettes.paths import suite_cassette_path
+    from . import costing
 
     mode = ctx.settings.record_mode
     if mode == "none":
         return False
-    ceiling = ctx.ceiling(spec)
-    if ceiling is not None and ctx.list_cost(spec) > ceiling:
+    ceiling = costing.ceiling(ctx, spec)
+    if ceiling is not None and costing.list_cost(ctx, spec) > ceiling:
         return False  # fails before sending; its test says so
     if mode == "all":
         return True
-    path = recording.suite_cassette_path(spec.path, spec.id)
-    state = recording.read_fingerprint(path)
+    path = suite_cassette_path(spec.path, spec.id)
+    state = read_fingerprint(path)
     if state is None:
         return True
-    return mode == "new_episodes" and state != recording.fingerprint(spec.request_body())
+    return mode == "new_episodes" and state != fingerprint(spec.request_body())
 
 
 @dataclass
@@ -94,26 +96,25 @@ def run(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Record ``cases`` up to ``concurrency`` at once; nodeid -> the recorded result."""
-    from . import recording
-    from .locks import file_lock
-    from .runner import new_result, preflight, record, recorded_now
+    from ..api.locks import file_lock
+    from .runner import new_result, open_cassette, preflight, record
 
     lock = threading.Lock()
     done: dict[str, Any] = {}
 
     def one(nodeid: str, spec: CaseSpec) -> None:
         result = new_result(spec, nodeid)
-        path = recording.suite_cassette_path(spec.path, spec.id)
-        fix = f"re-record it with `pytest --imagegen-record-mode=all {nodeid}`"
+        cassette = open_cassette(spec, nodeid)
         if progress is not None:
             with lock:
                 progress.inflight += 1
                 progress.show()
         try:
             preflight(spec, ctx, result)
-            with file_lock(path, timeout=ctx.settings.timeout * (ctx.settings.max_retries + 2)):
-                if not recorded_now(path, ctx, fix):  # not by another worker meanwhile
-                    record(spec, ctx, result, path, fix, direct=True)
+            timeout = ctx.settings.timeout * (ctx.settings.max_retries + 2)
+            with file_lock(cassette.path, timeout=timeout):
+                if not cassette.recorded_by(ctx.session_id):  # not by another worker meanwhile
+                    record(spec, ctx, result, cassette.path, cassette.fix, direct=True)
             done[nodeid] = result
         except ImagegenError as exc:
             _remember(session_dir, nodeid, str(exc))
@@ -142,7 +143,7 @@ def run(
 def _remember(session_dir: Path | None, nodeid: str, message: str) -> None:
     if session_dir is None:
         return
-    from .files import atomic_write
+    from ..cassettes.files import atomic_write
     from .runner import prefetch_error_path
 
     atomic_write(prefetch_error_path(session_dir, nodeid), message.encode("utf-8"))

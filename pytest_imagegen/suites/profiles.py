@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .costs import AUTO, PriceTable, format_usd, parse_size
-from .errors import SuiteError
-from .suite import CaseSpec, LineDict, did_you_mean, parse_yaml
+from ..api.errors import SuiteError
+from ..api.shape import AUTO, parse_size
+from ..money.prices import PriceTable, format_usd
+from .spec import CaseSpec
+from .yamlfile import LineDict, did_you_mean, parse_yaml
 
 PROFILES_FILE = "profiles.yaml"
 PROFILE_KEYS = ("description", "max_size", "max_n", "quality", "models", "max_cost")

@@ -1,186 +1,35 @@
 """Running one suite case: preflight cost ceiling, request (live or cassette), checks.
 
 Plain Python, no pytest: the pytest item only calls :func:`run_case` and
-turns its exceptions into readable failures.
+turns its exceptions into readable failures. The case's cassette is opened
+once (:class:`~pytest_imagegen.cassettes.cassette.CaseCassette`) and handed to
+the replay, the judge and the checks.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import hashlib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .costs import PriceTable, format_usd
-from .errors import CassetteError, CostCeilingError, command
-from .expectations import assess
-from .files import shown
-from .redact import APIKey, Redactor, key_digest
-from .settings import KEY_ENV_VARS, Settings, find_api_key
-from .spend import paid_request
-from .suite import CaseSpec, request_params
+from ..api.errors import CassetteError, command
+from ..api.shape import request_params
+from ..cassettes.cassette import CaseCassette, CassetteState
+from ..cassettes.files import shown
+from ..cassettes.paths import suite_cassette_path, suite_images_dir
+from ..cassettes.store import ImageStore
+from ..checks.expectations import assess
+from ..money.context import RunContext
+from ..money.pipeline import actual_ceiling_error, list_ceiling_error, paid_request, price_response
+from ..money.prices import format_usd
+from ..review.results import CaseResult
+from . import costing
+from .spec import CaseSpec
 
 if TYPE_CHECKING:
-    from .budget import SessionBudget
-    from .client import Generation, ImagesClient
-    from .drift import DriftCheck
-    from .limiter import SharedLimiter
-
-
-@dataclass
-class CaseResult:
-    """Everything the reports need about one case run (JSON-serialisable)."""
-
-    nodeid: str
-    suite: str
-    category: str | None
-    model: str
-    size: str
-    quality: str | None
-    n: int
-    list_cost: float | None = None
-    actual_cost: float = 0.0  # money spent by this run (0 for a replay)
-    max_cost: float | None = None
-    cassette: str = "none"  # live | replayed | recorded | missing | stale | none
-    ceiling: str | None = None  # "list" or "actual" when the ceiling failed the test
-    saved: float = 0.0  # for a replay: what the recording cost, i.e. what replay saved
-    attempts: int = 0
-    outcome: str = "unknown"
-    drift: dict[str, Any] | None = None  # status, thresholds, per-image distances
-    prompt: str = ""
-    request: dict[str, Any] = field(default_factory=dict)  # the body without the prompt
-    baseline_updates: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    warning: str | None = None
-    revised_prompts: list[str | None] = field(default_factory=list)  # per image, from the API
-    text: list[list[str]] | None = None  # per image: what OCR read (cases with expect.text)
-    accepted: int | None = None  # images that passed every quality check
-    quality_check: str | None = None  # "fail" when expect.text (or the judge) failed the test
-    judge: dict[str, Any] | None = None  # model, rubric, min_score, per image score and reason
-    judge_cost: float = 0.0  # what judging cost in this run (0 on replay)
-    images: int | None = None  # images that came back
-    group: str | None = None  # right-sizing group (a matrix over size/quality/n/model)
-    variant: str | None = None  # this case's cell of that matrix, e.g. "quality=low-size=…"
-    min_accept_rate: float = 1.0
-    excluded: str | None = None  # the use-case limit that rules this variant out
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(repr=False)
-class RunContext:
-    """Per-session state shared by all cases of one process.
-
-    Its ``repr`` names no key and no environment variable: a context (or an
-    object holding one, like the ``imagegen`` fixture) may appear in a
-    traceback printed with ``-l``. Clients are cached by a hash of their key.
-    """
-
-    settings: Settings
-    prices: PriceTable
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    budget: SessionBudget | None = None
-    limiter: SharedLimiter | None = None  # imagegen_max_inflight / imagegen_rate_limit
-    session_id: str = ""  # one per test session (shared by its xdist workers)
-    session_dir: Path | None = None  # the session's shared scratch folder
-    baselines: dict[Path, Any] = field(default_factory=dict)  # loaded baseline files
-    _clients: dict[str, ImagesClient] = field(default_factory=dict)
-    _redactor: Redactor = field(default_factory=Redactor)
-
-    def __repr__(self) -> str:
-        s = self.settings
-        return f"RunContext(base_url={s.base_url!r}, record_mode={s.record_mode!r})"
-
-    def client(self, key: str | APIKey | None = None, *, private: bool = False) -> ImagesClient:
-        """The images client for ``key``, by default the environment's (raises if none);
-        ``private``: a new one for the caller alone (close it after use)."""
-        from .client import ImagesClient
-
-        if key is None:
-            _, found = find_api_key(self.environ)
-            key = APIKey(found)
-        if not isinstance(key, APIKey):
-            key = APIKey(key)
-        if private or key.digest not in self._clients:
-            s = self.settings
-            made = ImagesClient(
-                s.base_url,
-                key,
-                timeout=s.timeout,
-                max_retries=s.max_retries,
-                backoff=s.backoff,
-                redactor=self.redactor,
-                limiter=self.limiter,
-            )
-            if private:
-                return made
-            self._clients[key.digest] = made
-        return self._clients[key.digest]
-
-    def replay_client(self) -> ImagesClient:
-        """A client for replays: no key, no retries (nothing reaches the network)."""
-        from .client import ImagesClient
-
-        name = key_digest("")
-        if name not in self._clients:
-            self._clients[name] = ImagesClient(
-                self.settings.base_url, "imagegen-replay", max_retries=0, redactor=self.redactor
-            )
-        return self._clients[name]
-
-    @property
-    def redactor(self) -> Redactor:
-        """Masks every API key of the environment (and any a test's client sent)."""
-        self._redactor.add(*(self.environ.get(name) for name in KEY_ENV_VARS))
-        return self._redactor
-
-    def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
-
-    def suites_root(self, path: Path) -> Path:
-        """The suites directory a file belongs to (ledger and profiles live there)."""
-        return suites_root(path, self.settings.suite_dirs, self.settings.project_root)
-
-    def ceiling(self, spec: CaseSpec) -> float | None:
-        return spec.max_cost if spec.max_cost is not None else self.settings.default_max_cost
-
-    def image_list_cost(self, spec: CaseSpec) -> float:
-        """The images request: generated images and prompt, and an edit's input images."""
-        cost = self.prices.list_cost(spec.model, spec.size, spec.quality, spec.n, spec.prompt).total
-        if spec.is_edit:
-            files = [*spec.inputs, *([spec.mask] if spec.mask else [])]
-            cost += self.prices.input_images_cost(spec.model, [(f.width, f.height) for f in files])
-        return round(cost, 6)
-
-    def judge_list_cost(self, spec: CaseSpec) -> float:
-        """What judging every image of the case may cost (``expect.judge``), estimated high."""
-        from .judging import config_for
-
-        cfg = config_for(spec, self)
-        return round(cfg.list_cost_per_image(self) * spec.n, 6) if cfg else 0.0
-
-    def list_cost(self, spec: CaseSpec) -> float:
-        """The case's preflight figure: the images and, with ``expect.judge``, the judge."""
-        return round(self.image_list_cost(spec) + self.judge_list_cost(spec), 6)
-
-
-def suites_root(path: Path, suite_dirs: tuple[Path, ...], project: Path | None = None) -> Path:
-    """The suite directory holding ``path``; else the first one that exists (tests' own
-    code shares its ledger); else the project directory, so no empty suite directory is
-    created just to hold a ledger."""
-    resolved = path.resolve()
-    for d in suite_dirs:
-        if d in resolved.parents:
-            return d
-    for d in suite_dirs:
-        if d.is_dir():
-            return d
-    return project or (suite_dirs[0].parent if suite_dirs else resolved.parent)
+    from ..api.client import Generation, ImagesClient
 
 
 def new_result(spec: CaseSpec, nodeid: str) -> CaseResult:
@@ -204,64 +53,35 @@ def new_result(spec: CaseSpec, nodeid: str) -> CaseResult:
 
 def preflight(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> None:
     """Price the case and refuse it before any request if it is over its ceiling."""
-    result.list_cost = ctx.list_cost(spec)
-    result.max_cost = ctx.ceiling(spec)
+    result.list_cost = costing.list_cost(ctx, spec)
+    result.max_cost = costing.ceiling(ctx, spec)
     if result.max_cost is not None and result.list_cost > result.max_cost:
         result.ceiling = "list"
-        raise list_ceiling_error(result.list_cost, result.max_cost, describe(spec))
+        raise list_ceiling_error(result.list_cost, result.max_cost, costing.describe(spec))
 
 
-CEILING_FIX = "  what to do: lower n, size or quality, or raise max_cost for this case"
-
-
-def list_ceiling_error(
-    cost: float, max_cost: float, request: str, fix: str = CEILING_FIX
-) -> CostCeilingError:
-    return CostCeilingError(
-        f"list cost {format_usd(cost)} is above max_cost {format_usd(max_cost)} "
-        f"({request}); no request was sent.\n{fix}"
-    )
-
-
-def actual_ceiling_error(
-    actual: float, max_cost: float, list_cost: float | None, fix: str = CEILING_FIX
-) -> CostCeilingError:
-    surprise = ""
-    if list_cost is not None and actual > list_cost:
-        surprise = (
-            f"\n  the API billed more than the list cost {format_usd(list_cost)}: "
-            "check the price table (ini imagegen_prices) against your provider's prices"
-        )
-    return CostCeilingError(
-        f"actual cost {format_usd(actual)} (from the response's usage) is above max_cost "
-        f"{format_usd(max_cost)}; the money is spent and the cassette is kept.{surprise}\n{fix}"
-    )
-
-
-def describe(spec: CaseSpec) -> str:
-    quality = spec.quality or "auto"
-    return f"{spec.model} {spec.size} quality={quality} n={spec.n}"
-
-
-def _fix_hint(nodeid: str) -> str:
+def fix_hint(nodeid: str) -> str:
     return f"re-record it with {command('--imagegen-record-mode=all', nodeid)}"
 
 
-def obtain(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
-    """The case's images: replayed from its cassette, or recorded, per the record mode."""
-    from . import recording
+def open_cassette(spec: CaseSpec, nodeid: str) -> CaseCassette:
+    """The case's cassette (read lazily, at most once)."""
+    return CaseCassette(suite_cassette_path(spec.path, spec.id), fix_hint(nodeid))
 
+
+def obtain(
+    spec: CaseSpec, ctx: RunContext, result: CaseResult, cassette: CaseCassette
+) -> Generation:
+    """The case's images: replayed from its cassette, or recorded, per the record mode."""
     mode = ctx.settings.record_mode
-    path = recording.suite_cassette_path(spec.path, spec.id)
     body = spec.request_body()
-    fix = _fix_hint(result.nodeid)
     prefetch_error = prefetch_failed(ctx.session_dir, result.nodeid)
     if prefetch_error is not None:  # its request was sent (or refused) already
         raise CassetteError(prefetch_error)
-    state = recording.cassette_state(path, body, fix)
+    state = cassette.state(body)
     cost = format_usd(result.list_cost or 0.0)
-    if state.status == "fresh" and (mode != "all" or recorded_now(path, ctx, fix)):
-        return replay(spec, ctx, result, path, fix)
+    if state.status == "fresh" and (mode != "all" or cassette.recorded_by(ctx.session_id)):
+        return replay(spec, ctx, result, cassette)
     if state.status == "missing" and mode == "none":
         result.cassette = "missing"
         raise CassetteError(
@@ -272,24 +92,24 @@ def obtain(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
         result.cassette = "stale"
         changed = "\n".join(f"    {line}" for line in _named_changes(spec, state))
         raise CassetteError(
-            f"stale cassette for {result.nodeid}: the case changed since {path.name} was "
-            f"recorded:\n{changed}\n"
+            f"stale cassette for {result.nodeid}: the case changed since {cassette.path.name} "
+            f"was recorded:\n{changed}\n"
             f"  re-record it with {command('--imagegen-record-mode=new_episodes', result.nodeid)} "
             f"(estimated cost {cost})"
         )
-    from .locks import file_lock
+    from ..api.locks import file_lock
 
     # one recording per cassette in the session: a concurrent prefetch (or another
     # xdist worker) may be recording it right now
-    with file_lock(path, timeout=ctx.settings.timeout * (ctx.settings.max_retries + 2)):
-        if recorded_now(path, ctx, fix):
-            return replay(spec, ctx, result, path, fix)
-        return record(spec, ctx, result, path, fix)
+    with file_lock(cassette.path, timeout=ctx.settings.timeout * (ctx.settings.max_retries + 2)):
+        if cassette.reload().recorded_by(ctx.session_id):
+            return replay(spec, ctx, result, cassette)
+        generation = record(spec, ctx, result, cassette.path, cassette.fix)
+        cassette.reload()
+        return generation
 
 
 def prefetch_error_path(session_dir: Path, nodeid: str) -> Path:
-    import hashlib
-
     return session_dir / f"prefetch-{hashlib.sha256(nodeid.encode()).hexdigest()[:24]}.txt"
 
 
@@ -303,17 +123,6 @@ def prefetch_failed(session_dir: Path | None, nodeid: str) -> str | None:
         return None
 
 
-def recorded_now(path: Path, ctx: RunContext, fix: str) -> bool:
-    """The cassette was recorded by this session (the prefetch, another worker)."""
-    from . import recording
-
-    if not path.is_file():
-        return False
-    return (
-        bool(ctx.session_id) and recording.recorded_meta(path, fix).get("session") == ctx.session_id
-    )
-
-
 def _replayed(ctx: RunContext, result: CaseResult, meta: Mapping[str, Any]) -> None:
     """Set what a replay saved; a cassette this session recorded (the prefetch, another
     worker) is reported as recorded, with what it cost."""
@@ -325,11 +134,12 @@ def _replayed(ctx: RunContext, result: CaseResult, meta: Mapping[str, Any]) -> N
     result.saved = float(meta.get("actual_cost") or result.list_cost or 0.0)
 
 
-def _named_changes(spec: CaseSpec, state: Any) -> list[str]:
+def _named_changes(spec: CaseSpec, state: CassetteState) -> list[str]:
     """The stale fields, an edit's input files named instead of their sha256."""
     if not spec.is_edit:
         return list(state.changes)
-    old = (state.meta.get("request") or {}) if isinstance(state.meta, dict) else {}
+    old = state.meta.get("request") or {}
+    old = old if isinstance(old, dict) else {}
     listed = old.get("image[]")
     old_images: list[Any] = listed if isinstance(listed, list) else []
     lines = [c for c in state.changes if not c.startswith(("image[]:", "mask:"))]
@@ -341,24 +151,29 @@ def _named_changes(spec: CaseSpec, state: Any) -> list[str]:
     return lines or list(state.changes)
 
 
-def replay(spec: CaseSpec, ctx: RunContext, result: CaseResult, path: Path, fix: str) -> Generation:
-    from . import recording
+def replay(
+    spec: CaseSpec, ctx: RunContext, result: CaseResult, cassette: CaseCassette
+) -> Generation:
+    from ..cassettes.format import damaged, why
+    from ..cassettes.persister import Persister
+    from ..cassettes.persister import open_cassette as vcr_cassette
 
-    store = recording.ImageStore(recording.suite_images_dir(spec.path))
-    fast = recording.replay_generation(path, spec.request_body(), store, fix)
+    store = ImageStore(suite_images_dir(spec.path))
+    fast = cassette.generation(spec.request_body(), store)
     if fast is not None:
         generation, meta = fast
         _replayed(ctx, result, meta)
         return generation
-    persister = recording.Persister(store, [], fix=fix)
+    path, fix = cassette.path, cassette.fix
+    persister = Persister(store, [], fix=fix)
     try:
-        with recording.open_cassette(path, persister, record=False):
+        with vcr_cassette(path, persister, record=False):
             generation = send(ctx.replay_client(), spec, spec.request_body())
     except CassetteError:
         raise
     except Exception as exc:
         if type(exc).__name__ != "CannotOverwriteExistingCassetteException":
-            raise recording.damaged(path, f"replay failed ({recording.why(exc)})", fix) from None
+            raise damaged(path, f"replay failed ({why(exc)})", fix) from None
         raise CassetteError(
             f"cassette {shown(path)} has no response for this request, and replay never sends "
             f"requests; {fix}"
@@ -382,18 +197,17 @@ def record(
     would mix up the cassettes of concurrent threads; the client keeps the responses and
     the cassette is written from them, in the same format.
     """
-    from . import recording
+    from ..cassettes.format import new_meta
+    from ..cassettes.persister import Persister, save_responses
+    from ..cassettes.persister import open_cassette as vcr_cassette
 
     client = ctx.client(private=direct)  # raises before anything is sent when no key is set
     body = spec.request_body()
-    persister = recording.Persister(
-        recording.ImageStore(recording.suite_images_dir(spec.path)),
-        ctx.redactor,
-        fix=fix,
-        fresh=True,
+    persister = Persister(
+        ImageStore(suite_images_dir(spec.path)), ctx.redactor, fix=fix, fresh=True
     )
     persister.request_body = body
-    list_cost = ctx.image_list_cost(spec)
+    list_cost = costing.image_list_cost(ctx, spec)
     with (
         paid_request(
             ctx,
@@ -404,18 +218,18 @@ def record(
             list_cost=list_cost,
             ledger_root=ctx.suites_root(spec.path),
         ) as charge,
-        contextlib.nullcontext()
-        if direct
-        else recording.open_cassette(path, persister, record=True),
+        contextlib.nullcontext() if direct else vcr_cassette(path, persister, record=True),
     ):
         if direct:
             client.exchanges = []
         generation = send(client, spec, body)
         result.attempts = charge.attempts = generation.attempts
-        actual = price_response(ctx, spec.model, generation.usage, list_cost, result)
+        actual = price_response(
+            ctx, spec.model, generation.usage, list_cost, result.nodeid, result.notes
+        )
         result.cassette, result.actual_cost = "live", actual  # paid, even if saving fails
         charge.actual = actual
-        persister.meta = recording.new_meta(
+        persister.meta = new_meta(
             nodeid=result.nodeid,
             session=ctx.session_id,
             request=body,
@@ -424,37 +238,25 @@ def record(
             usage=generation.usage,
         )
         if direct:
-            recording.save_responses(path, persister, client.exchanges or [])
+            save_responses(path, persister, client.exchanges or [])
     if direct:
         client.close()
     result.cassette = "recorded" if persister.saved else "live"
     return generation
 
 
-def price_response(
-    ctx: RunContext, model: str, usage: Any, list_cost: float, result: CaseResult
-) -> float:
-    """Actual cost of a 2xx answer; unreadable usage is booked at list cost, with a note."""
-    priced = ctx.prices.price_usage(model, usage, list_cost)
-    if priced.problem:
-        result.notes.append(
-            f"{result.nodeid}: the response's usage cannot be priced ({priced.problem}); "
-            f"booked at list cost {format_usd(list_cost)}"
-        )
-    return priced.cost
-
-
 def send(client: ImagesClient, spec: CaseSpec, body: Mapping[str, Any]) -> Generation:
     """The case's request: a generation, or an edit of its input images (multipart)."""
     if not spec.is_edit:
         return client.generate(body)
-    from . import edits
+    from ..api.multipart import fields
+    from .inputs import InputFile
 
-    def part(f: edits.InputFile) -> tuple[str, bytes, str]:
+    def part(f: InputFile) -> tuple[str, bytes, str]:
         return (f.path.name, f.read(), f.content_type)
 
     return client.edit(
-        edits.fields({k: v for k, v in body.items() if k not in ("image[]", "mask")}),
+        fields({k: v for k, v in body.items() if k not in ("image[]", "mask")}),
         [part(f) for f in spec.inputs],
         part(spec.mask) if spec.mask else None,
     )
@@ -463,7 +265,7 @@ def send(client: ImagesClient, spec: CaseSpec, body: Mapping[str, Any]) -> Gener
 def settle(spec: CaseSpec, ctx: RunContext, result: CaseResult, generation: Generation) -> None:
     """Actual cost of a live call and the after-the-fact ceiling check."""
     result.actual_cost = ctx.prices.actual_cost(
-        spec.model, generation.usage, ctx.image_list_cost(spec)
+        spec.model, generation.usage, costing.image_list_cost(ctx, spec)
     )  # noted when recorded (price_response)
     if result.max_cost is not None and result.actual_cost > result.max_cost:
         result.ceiling = "actual"
@@ -473,28 +275,26 @@ def settle(spec: CaseSpec, ctx: RunContext, result: CaseResult, generation: Gene
 def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
     """Preflight, obtain the images, settle the cost and check expectations."""
     preflight(spec, ctx, result)
-    generation = obtain(spec, ctx, result)
+    cassette = open_cassette(spec, result.nodeid)
+    generation = obtain(spec, ctx, result, cassette)
     if result.cassette != "replayed":
         settle(spec, ctx, result, generation)
     images = [image.data for image in generation.images]
     result.revised_prompts = generation.revised_prompts
-    from . import recording
-
     verdicts = None
     if spec.expect.judge is not None:
         from .judging import judge_case
 
-        path = recording.suite_cassette_path(spec.path, spec.id)
-        verdicts = judge_case(spec, ctx, result, generation, path)
+        verdicts = judge_case(spec, ctx, result, generation, cassette)
         if result.max_cost is not None and result.actual_cost > result.max_cost:
             result.ceiling = "actual"
             raise actual_ceiling_error(result.actual_cost, result.max_cost, result.list_cost)
     assessment = assess(
         spec.expect,
         images,
-        fix=_fix_hint(result.nodeid),
+        fix=fix_hint(result.nodeid),
         shas=[image.sha256 for image in generation.images],
-        images_dir=recording.suite_images_dir(spec.path),
+        images_dir=suite_images_dir(spec.path),
         redactor=ctx.redactor,
         verdicts=verdicts,
         min_score=(result.judge or {}).get("min_score"),
@@ -516,7 +316,7 @@ def check_drift(
     shas: list[str | None] | None = None,
 ) -> None:
     """Compare with the suite's baseline; accept when just recorded or when asked to."""
-    from . import drift, perceptual, recording
+    from ..checks import drift, perceptual
 
     s = ctx.settings
     outcome = drift.check(
@@ -526,7 +326,7 @@ def check_drift(
         shas=shas,
         prompt=spec.prompt,
         baseline_file=perceptual.baseline_path(spec.path),
-        images_dir=recording.suite_images_dir(spec.path),
+        images_dir=suite_images_dir(spec.path),
         thresholds=drift.thresholds_for(spec.expect.drift, s.drift_thresholds),
         mode=s.drift_mode,
         update=s.update_baselines,
@@ -536,16 +336,5 @@ def check_drift(
         cache=ctx.baselines,
         html_dir=s.html_dir,
     )
-    apply_drift(result, outcome)
+    result.apply_drift(outcome)
     drift.raise_for(outcome)
-
-
-def apply_drift(result: CaseResult, outcome: DriftCheck) -> None:
-    """Record a drift check on the result: report data, baseline update, note, warning."""
-    result.drift = outcome.data
-    if outcome.update:
-        result.baseline_updates.append(outcome.update)
-    if outcome.note:
-        result.notes.append(outcome.note)
-    if outcome.status == "warn":
-        result.warning = outcome.message

@@ -1,0 +1,312 @@
+"""vcrpy glue: the persister that writes image sidecars and refuses secrets, and the
+cassette context for replay or recording (also for responses kept without vcrpy)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..api.errors import CassetteError
+from ..api.redact import Redactor
+from .files import atomic_write, shown
+from .format import (
+    CASSETTE_FORMAT,
+    DAMAGE,
+    DATA_URL_RE,
+    MARKER,
+    MARKER_RE,
+    SECRET_HEADERS,
+    SECRET_QUERY_PARAMS,
+    body_matcher,
+    canonical_json,
+    damaged,
+    fingerprint,
+    load_yaml,
+    why,
+)
+from .store import ImageStore, image_extension
+
+
+def _header_items(headers: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    for name, values in headers.items():
+        for value in values if isinstance(values, list) else [values]:
+            yield str(name), str(value)
+
+
+class Persister:
+    """vcrpy persister writing image sidecars and refusing to write secrets.
+
+    ``meta`` (set before the cassette is saved) is stored under ``imagegen:``;
+    with ``fresh=True`` an existing file is ignored on load, so recording
+    replaces it instead of appending to it.
+    """
+
+    def __init__(
+        self,
+        images: ImageStore,
+        secrets: Redactor | Iterable[str],
+        *,
+        fix: str,
+        fresh: bool = False,
+    ) -> None:
+        self.images = images
+        self.redactor = secrets if isinstance(secrets, Redactor) else Redactor(secrets)
+        self.fix = fix
+        self.fresh = fresh
+        self.meta: dict[str, Any] = {}
+        self.request_body: Mapping[str, Any] | None = None
+        self.loaded_meta: dict[str, Any] = {}
+        self.saved = False
+        # new_episodes for tests' own code: keep only interactions whose body was used
+        self.keep: set[str] | None = None
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        """Values that must never be written (too short to search for reliably: skipped)."""
+        self.redactor.add(*secrets)
+
+    # vcrpy calls these two
+    def load_cassette(
+        self, cassette_path: str | Path, serializer: Any
+    ) -> tuple[list[Any], list[Any]]:
+        from vcr.persisters.filesystem import CassetteNotFoundError
+        from vcr.request import Request
+
+        path = Path(cassette_path)
+        if self.fresh or not path.is_file():
+            raise CassetteNotFoundError()
+        data = load_yaml(path, self.fix)
+        meta = data.get("imagegen")
+        self.loaded_meta = meta if isinstance(meta, dict) else {}
+        requests, responses = [], []
+        for interaction in data["interactions"]:
+            try:
+                requests.append(
+                    Request._from_dict(self._restore_request(dict(interaction["request"]), path))
+                )
+                responses.append(self._restore(dict(interaction["response"]), path))
+            except DAMAGE as exc:
+                raise damaged(path, f"a malformed interaction ({why(exc)})", self.fix) from None
+        return requests, responses
+
+    def save_cassette(
+        self, cassette_path: str | Path, cassette_dict: Mapping[str, Any], serializer: Any
+    ) -> None:
+        from vcr.serializers import compat
+
+        path = Path(cassette_path)
+        interactions = []
+        image_refs: list[str] = []
+        for request, response in zip(
+            cassette_dict["requests"], cassette_dict["responses"], strict=True
+        ):
+            if (
+                self.keep is not None
+                and request.method == "POST"
+                and fingerprint(request.body or b"") not in self.keep
+            ):
+                continue  # a stale request replaced by this run
+            response = self._externalize(compat.convert_to_unicode(dict(response)), image_refs)
+            interactions.append(
+                {
+                    "request": self._externalize_request(
+                        compat.convert_to_unicode(request._to_dict())
+                    ),
+                    "response": response,
+                }
+            )
+        data: dict[str, Any] = {
+            "version": 1,
+            "interactions": interactions,
+            "imagegen": {"format": CASSETTE_FORMAT, **self.meta, "images": image_refs},
+        }
+        text = serializer.serialize(data)
+        self._refuse_secrets(path, text)
+        body = self.request_body
+        if body is None:
+            body = next(
+                (
+                    json.loads(i["request"]["body"])
+                    for i in interactions
+                    if i["request"]["method"] == "POST"
+                ),
+                {},
+            )
+        header = f"# pytest-imagegen cassette; request sha256={fingerprint(body)}\n"
+        header += "# image bytes live in ../images/<sha256>.<ext>; re-record instead of editing\n"
+        # images were written by _externalize already: the YAML comes last
+        atomic_write(path, (header + text).encode("utf-8"))
+        self.saved = True
+
+    # helpers
+    def _externalize(self, response: dict[str, Any], refs: list[str]) -> dict[str, Any]:
+        body = response.get("body") or {}
+        content = body.get("string")
+        if isinstance(content, (bytes, bytearray)):
+            data = bytes(content)
+            if image_extension(data) != "bin":
+                ref = self.images.put(data)
+                refs.append(ref)
+                response["body"] = {"string": MARKER + ref}
+            return response
+        if not isinstance(content, str) or '"b64_json"' not in content:
+            return response
+        try:
+            payload = json.loads(content)
+        except ValueError:
+            return response
+        for item in payload.get("data") or []:
+            b64 = item.get("b64_json") if isinstance(item, dict) else None
+            if not isinstance(b64, str) or b64 not in content:
+                continue
+            try:
+                data = base64.b64decode(b64, validate=True)
+            except ValueError:
+                continue
+            if base64.b64encode(data).decode("ascii") != b64:
+                continue  # not canonical base64: keep inline so replay stays byte-exact
+            ref = self.images.put(data)
+            refs.append(ref)
+            content = content.replace(b64, MARKER + ref, 1)
+        response["body"] = {"string": content}
+        return response
+
+    def _externalize_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Images a request sends as data URLs (a vision judge's input) become sidecars; a
+        multipart edit is stored as its description (fields and files' sha256), never the
+        files themselves (they stay where they are)."""
+        body = request.get("body")
+        if isinstance(body, (bytes, bytearray)) and body.startswith(b"--"):
+            request["body"] = canonical_json(bytes(body))
+            return request
+        if isinstance(body, bytes):
+            with contextlib.suppress(UnicodeDecodeError):
+                body = body.decode("utf-8")
+        if not isinstance(body, str) or "data:image/" not in body:
+            return request
+
+        def stash(m: re.Match[str]) -> str:
+            try:
+                data = base64.b64decode(m.group(2), validate=True)
+            except ValueError:
+                return m.group(0)
+            if base64.b64encode(data).decode("ascii") != m.group(2):
+                return m.group(0)  # not canonical: keep inline so matching stays exact
+            return f"data:{m.group(1)};base64,{MARKER}{self.images.put(data)}"
+
+        request["body"] = DATA_URL_RE.sub(stash, body)
+        return request
+
+    def _restore_request(self, request: dict[str, Any], path: Path) -> dict[str, Any]:
+        body = request.get("body")
+        if isinstance(body, str) and MARKER in body:
+
+            def put_back(m: re.Match[str]) -> str:
+                raw = self.images.get(m.group(1), m.group(2), cassette=path, fix=self.fix)
+                return base64.b64encode(raw).decode("ascii")
+
+            request["body"] = MARKER_RE.sub(put_back, body)
+        return request
+
+    def _restore(self, response: dict[str, Any], path: Path) -> dict[str, Any]:
+        body = response.get("body") or {}
+        content = body.get("string")
+        if isinstance(content, str) and MARKER in content:
+            whole = MARKER_RE.fullmatch(content)
+            if whole:
+                data: bytes = self.images.get(
+                    whole.group(1), whole.group(2), cassette=path, fix=self.fix
+                )
+                response["body"] = {"string": data}
+                return response
+
+            def put_back(m: re.Match[str]) -> str:
+                raw = self.images.get(m.group(1), m.group(2), cassette=path, fix=self.fix)
+                return base64.b64encode(raw).decode("ascii")
+
+            content = MARKER_RE.sub(put_back, content)
+            response["body"] = {"string": content.encode("utf-8")}
+            return response
+        if isinstance(content, str):
+            response["body"] = {"string": content.encode("utf-8")}
+        return response
+
+    def _refuse_secrets(self, path: Path, text: str) -> None:
+        found = self.redactor.find(text)
+        if found:
+            raise CassetteError(
+                f"refused to write cassette {shown(path)}: it would contain {found}. "
+                "Nothing was written. Pass the key only in the Authorization header "
+                "(it is scrubbed), not in the URL, another header or the body."
+            )
+
+
+def _scrub_response(response: dict[str, Any]) -> dict[str, Any] | None:
+    status = response.get("status") or {}
+    if int(status.get("code", 200)) >= 400:
+        return None  # error responses are never recorded
+    headers = response.get("headers") or {}
+    response["headers"] = {k: v for k, v in headers.items() if str(k).lower() not in SECRET_HEADERS}
+    return response
+
+
+def open_cassette(
+    path: Path,
+    persister: Persister,
+    *,
+    record: bool = False,
+    mode: str | None = None,
+    record_on_exception: bool = False,
+) -> Any:
+    """A vcrpy cassette context: replay only (no network), record afresh, or ``mode``."""
+    import vcr
+
+    recorder = vcr.VCR(
+        serializer="yaml",
+        match_on=["method", "path", "imagegen_body"],
+        filter_headers=list(SECRET_HEADERS),
+        filter_query_parameters=list(SECRET_QUERY_PARAMS),
+        decode_compressed_response=True,
+        before_record_response=_scrub_response,
+    )
+    recorder.register_matcher("imagegen_body", body_matcher)
+    # register_persister: honoured by every vcrpy (use_cassette(persister=) only from 9.1)
+    recorder.register_persister(persister)
+    return recorder.use_cassette(
+        str(path),
+        record_mode=mode or ("all" if record else "none"),
+        allow_playback_repeats=False,
+        # suites: a failed call leaves no (partial) cassette; tests' own code: what was
+        # recorded before the test failed is kept (it was paid for)
+        record_on_exception=record_on_exception,
+    )
+
+
+def save_responses(path: Path, persister: Persister, responses: list[Any]) -> None:
+    """Write a cassette from httpx responses the client kept (the concurrent prefetch records
+    without vcrpy), in the format vcrpy writes: secret headers dropped, images as sidecars."""
+    from vcr.request import Request
+    from vcr.serializers import yamlserializer
+
+    dropped = (*SECRET_HEADERS, "content-encoding", "content-length", "transfer-encoding")
+    requests, answers = [], []
+    for response in responses:
+        sent = response.request
+        content_type = sent.headers.get("content-type", "")
+        requests.append(
+            Request(sent.method, str(sent.url), sent.content, {"Content-Type": content_type})
+        )
+        answers.append(
+            {
+                "status": {"code": response.status_code, "message": response.reason_phrase},
+                "headers": {
+                    k: [v] for k, v in response.headers.items() if k.lower() not in dropped
+                },
+                "body": {"string": response.content},
+            }
+        )
+    persister.save_cassette(path, {"requests": requests, "responses": answers}, yamlserializer)

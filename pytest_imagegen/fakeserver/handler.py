@@ -1,0 +1,285 @@
+"""The fake server's HTTP handler: routes, auth, failure injection, error shapes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import socket
+import time
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from ..api.multipart import parse_multipart
+
+FILES = "__files__"
+
+
+def _parse_form(raw: bytes) -> dict[str, Any]:
+    """A multipart/form-data body: its text fields (``n`` as a number) and, under
+    ``__files__``, its files as (field name, bytes)."""
+
+    text, files = parse_multipart(raw) or ({}, [])
+    out: dict[str, Any] = {FILES: files}
+    for key, value in text.items():
+        numeric = key in ("n", "output_compression", "partial_images") and value.isdigit()
+        out[key] = int(value) if numeric else value
+    return out
+
+
+def _loggable(body: Any) -> Any:
+    """A request body for the log: files as their name and sha256, not their bytes."""
+    if body is _INVALID:
+        return None
+    if isinstance(body, dict) and FILES in body:
+        out = {k: v for k, v in body.items() if k != FILES}
+        out["files"] = [[n, hashlib.sha256(d).hexdigest()] for n, d in body[FILES]]
+        return out
+    return body
+
+
+def _error(
+    message: str, error_type: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def _edit_problem(body: Any, files: Any) -> tuple[int, dict[str, Any]] | None:
+    """The API's 400 answers for an edit without an image, or with a mask that does not fit."""
+    from PIL import Image
+
+    images = [d for name, d in files or [] if name in ("image", "image[]")]
+    masks = [d for name, d in files or [] if name == "mask"]
+    if not images:
+        return 400, _error("Missing required parameter: 'image'.", "invalid_request_error",
+                           "image", "missing_required_parameter")  # fmt: skip
+    try:
+        with Image.open(io.BytesIO(images[0])) as first:
+            size = first.size
+        if masks:
+            with Image.open(io.BytesIO(masks[0])) as mask:
+                if mask.size != size:
+                    return 400, _error(
+                        f"Invalid 'mask': its size {mask.size[0]}x{mask.size[1]} does not match "
+                        f"the image's {size[0]}x{size[1]}.", "invalid_request_error", "mask",
+                        "invalid_value")  # fmt: skip
+    except OSError:
+        return 400, _error("Invalid 'image': the file is not a supported image.",
+                           "invalid_request_error", "image", "invalid_image")  # fmt: skip
+    return None
+
+
+INJECTED_ERRORS = {
+    400: (
+        "Your request was rejected as a result of our safety system.",
+        "invalid_request_error",
+        "content_policy_violation",
+    ),
+    401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
+    403: ("You are not allowed to use this model.", "permission_denied", None),
+    429: (
+        "Rate limit reached for images per minute. Please try again later.",
+        "requests",
+        "rate_limit_exceeded",
+    ),
+    500: ("The server had an error while processing your request.", "server_error", None),
+    502: ("Bad gateway.", "server_error", None),
+    503: ("The engine is currently overloaded, please try again later.", "server_error", None),
+    504: ("Gateway timeout.", "server_error", None),
+}
+
+
+def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "pytest-imagegen-fake/1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return
+
+        def _send_json(
+            self, status: int, payload: Any, headers: dict[str, str] | None = None
+        ) -> None:
+            body = json.dumps(payload).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _read_json(self) -> Any:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            content_type = self.headers.get("Content-Type", "")
+            if "multipart/form-data" in content_type:
+                return _parse_form(raw)
+            try:
+                return json.loads(raw or b"null")
+            except ValueError:
+                return _INVALID
+
+        def do_GET(self) -> None:
+            if self.path == "/_fake/stats":
+                self._send_json(200, server.stats())
+                return
+            if self.path.startswith("/v1/files/"):
+                found = server.get_file(self.path.rsplit("/", 1)[-1])
+                if found is None:
+                    self._send_json(404, _error("No such file.", "invalid_request_error"))
+                    return
+                data, content_type = found
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            self._send_json(404, _error(f"Unknown path {self.path}", "invalid_request_error"))
+
+        def do_POST(self) -> None:
+            body = self._read_json()
+            if self.path.startswith("/_fake/"):
+                self._control(self.path[len("/_fake/") :], body)
+                return
+            route = self.path.split("?", 1)[0].rstrip("/")
+            if route not in ("/v1/images/generations", "/v1/images/edits", "/v1/chat/completions"):
+                self._send_json(404, _error(f"Unknown path {self.path}", "invalid_request_error"))
+                return
+            chat = route == "/v1/chat/completions"
+            auth = self.headers.get("Authorization", "")
+            key = auth[7:] if auth.startswith("Bearer ") else ""
+            with server._lock:
+                if chat:
+                    server.chat_requests += 1
+                else:
+                    server.requests += 1
+                limited = None if chat else server._over_limit(body)
+                if limited is None:
+                    server.active += 1
+                    server.max_active = max(server.max_active, server.active)
+                server.log.append({
+                    "path": self.path,
+                    "body": _loggable(body),
+                    "api_key": key,
+                    "host": self.headers.get("Host"),
+                    "time": time.time(),
+                })  # fmt: skip
+            if limited is not None:  # --max-inflight / --rate-limit: the provider's 429
+                self._send_json(
+                    429,
+                    _error("Rate limit reached for images per minute. Please try again later.",
+                           "requests", None, "rate_limit_exceeded"),
+                    {"Retry-After": f"{limited:.2f}"},
+                )  # fmt: skip
+                return
+            try:
+                self._generation(body, key, chat)
+            finally:
+                with server._lock:
+                    server.active -= 1
+
+        def _generation(self, body: Any, key: str, chat: bool = False) -> None:
+            failure = server._next_failure()
+            delay = server.latency + float((failure or {}).get("delay", 0))
+            if delay:
+                time.sleep(delay)
+            if failure and "raw" in failure:
+                data = str(failure["raw"]).encode("utf-8")
+                self.send_response(int(failure.get("status", 200)))
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            if failure and failure.get("drop"):
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if failure and failure.get("status"):
+                status = int(failure["status"])
+                message, error_type, code = INJECTED_ERRORS.get(
+                    status, ("Injected failure.", "server_error", None)
+                )
+                if failure.get("code"):
+                    code = failure["code"]
+                    error_type = (
+                        "insufficient_quota" if code == "insufficient_quota" else error_type
+                    )
+                    if code == "insufficient_quota":
+                        message = "You exceeded your current quota, please check your plan and billing details."
+                headers = {}
+                if "retry_after" in failure:
+                    headers["Retry-After"] = str(failure["retry_after"])
+                self._send_json(
+                    status, _error(failure.get("message", message), error_type, None, code), headers
+                )
+                return
+            if not key:
+                self._send_json(401, _error(
+                    "You didn't provide an API key. You need to provide your API key in an "
+                    "Authorization header using Bearer auth.", "invalid_request_error", None, "missing_api_key"))  # fmt: skip
+                return
+            if server.api_key is not None and key != server.api_key:
+                self._send_json(
+                    401,
+                    _error(
+                        "Incorrect API key provided.",
+                        "invalid_request_error",
+                        None,
+                        "invalid_api_key",
+                    ),
+                )
+                return
+            if body is _INVALID:
+                self._send_json(
+                    400,
+                    _error(
+                        "We could not parse the JSON body of your request.", "invalid_request_error"
+                    ),
+                )
+                return
+            if chat:
+                self._send_json(*server.judge(body))
+                return
+            files = body.pop(FILES, None) if isinstance(body, dict) else None
+            if self.path.split("?", 1)[0].rstrip("/") == "/v1/images/edits":
+                problem = _edit_problem(body, files)
+                if problem:
+                    self._send_json(*problem)
+                    return
+            problem = server.validate(body)
+            if problem:
+                self._send_json(*problem)
+                return
+            base = f"http://{self.headers.get('Host') or f'{server.host}:{server.port}'}"
+            response = server.generate(body, base, files)
+            if failure and "usage" in failure:  # e.g. a billing surprise: usage above list price
+                response["usage"] = failure["usage"]
+            self._send_json(200, response)
+
+        def _control(self, action: str, body: Any) -> None:
+            body = body if isinstance(body, dict) else {}
+            if action == "inject":
+                server.inject(*body.get("failures", []))
+            elif action == "reset":
+                server.reset()
+            elif action == "config":
+                for key in ("latency", "seed", "api_key", "max_inflight", "rate_limit"):
+                    if key in body:
+                        setattr(server, key, body[key])
+            else:
+                self._send_json(404, _error(f"Unknown control {action}", "invalid_request_error"))
+                return
+            self._send_json(200, {"ok": True})
+
+    return Handler
+
+
+_INVALID = object()
+
+
+_INVALID = object()

@@ -1,0 +1,110 @@
+"""The run context: what every paid call of one process shares (settings, prices, budget,
+limiter, clients, the key redactor)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..api.redact import APIKey, Redactor, key_digest
+from ..api.settings import KEY_ENV_VARS, Settings, find_api_key
+from .prices import PriceTable
+
+if TYPE_CHECKING:
+    from ..api.client import ImagesClient
+    from ..api.limiter import SharedLimiter
+    from .budget import SessionBudget
+
+
+@dataclass(repr=False)
+class RunContext:
+    """Per-session state shared by all cases of one process.
+
+    Its ``repr`` names no key and no environment variable: a context (or an
+    object holding one, like the ``imagegen`` fixture) may appear in a
+    traceback printed with ``-l``. Clients are cached by a hash of their key.
+    """
+
+    settings: Settings
+    prices: PriceTable
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    budget: SessionBudget | None = None
+    limiter: SharedLimiter | None = None  # imagegen_max_inflight / imagegen_rate_limit
+    session_id: str = ""  # one per test session (shared by its xdist workers)
+    session_dir: Path | None = None  # the session's shared scratch folder
+    baselines: dict[Path, Any] = field(default_factory=dict)  # loaded baseline files
+    _clients: dict[str, ImagesClient] = field(default_factory=dict)
+    _redactor: Redactor = field(default_factory=Redactor)
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"RunContext(base_url={s.base_url!r}, record_mode={s.record_mode!r})"
+
+    def client(self, key: str | APIKey | None = None, *, private: bool = False) -> ImagesClient:
+        """The images client for ``key``, by default the environment's (raises if none);
+        ``private``: a new one for the caller alone (close it after use)."""
+        from ..api.client import ImagesClient
+
+        if key is None:
+            _, found = find_api_key(self.environ)
+            key = APIKey(found)
+        if not isinstance(key, APIKey):
+            key = APIKey(key)
+        if private or key.digest not in self._clients:
+            s = self.settings
+            made = ImagesClient(
+                s.base_url,
+                key,
+                timeout=s.timeout,
+                max_retries=s.max_retries,
+                backoff=s.backoff,
+                redactor=self.redactor,
+                limiter=self.limiter,
+            )
+            if private:
+                return made
+            self._clients[key.digest] = made
+        return self._clients[key.digest]
+
+    def replay_client(self) -> ImagesClient:
+        """A client for replays: no key, no retries (nothing reaches the network)."""
+        from ..api.client import ImagesClient
+
+        name = key_digest("")
+        if name not in self._clients:
+            self._clients[name] = ImagesClient(
+                self.settings.base_url, "imagegen-replay", max_retries=0, redactor=self.redactor
+            )
+        return self._clients[name]
+
+    @property
+    def redactor(self) -> Redactor:
+        """Masks every API key of the environment (and any a test's client sent)."""
+        self._redactor.add(*(self.environ.get(name) for name in KEY_ENV_VARS))
+        return self._redactor
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def suites_root(self, path: Path) -> Path:
+        """The suites directory a file belongs to (ledger and profiles live there)."""
+        return suites_root(path, self.settings.suite_dirs, self.settings.project_root)
+
+
+def suites_root(path: Path, suite_dirs: tuple[Path, ...], project: Path | None = None) -> Path:
+    """The suite directory holding ``path``; else the first one that exists (tests' own
+    code shares its ledger); else the project directory, so no empty suite directory is
+    created just to hold a ledger."""
+    resolved = path.resolve()
+    for d in suite_dirs:
+        if d in resolved.parents:
+            return d
+    for d in suite_dirs:
+        if d.is_dir():
+            return d
+    return project or (suite_dirs[0].parent if suite_dirs else resolved.parent)
