@@ -22,8 +22,8 @@ import PIL.PngImagePlugin
 import pytest
 import vcr  # noqa: F401  (patches http clients while a cassette is open: load it once)
 
-from pytest_imagegen.fakeserver import FakeImagesServer
 from pytest_imagegen.api.settings import KEY_ENV_VARS
+from pytest_imagegen.fakeserver import FakeImagesServer
 
 httpx.Client().close()  # loads httpx's lazy httpcore exception map
 with contextlib.suppress(ImportError):  # openai >= 3 talks through httpx2: the same applies

@@ -16,10 +16,10 @@ import httpx
 import pytest
 import yaml
 
+from pytest_imagegen.api.errors import CassetteError
 from pytest_imagegen.cassettes.cassette import CaseCassette
 from pytest_imagegen.cassettes.persister import Persister, open_cassette
 from pytest_imagegen.cassettes.store import ImageStore
-from pytest_imagegen.api.errors import CassetteError
 from pytest_imagegen.fakeserver import FakeImagesServer
 
 from .conftest import CANARY_KEY, needs_xdist, write_suite

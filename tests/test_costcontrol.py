@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_imagegen.money.prices import PriceTable
 from pytest_imagegen.fakeserver import FakeImagesServer
+from pytest_imagegen.money.prices import PriceTable
 from pytest_imagegen.review.gate import CostDiff, parse_cost_limit
 
 from .conftest import CANARY_KEY, XDIST_2, needs_xdist, write_suite

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_imagegen.money.prices import PriceTable, format_usd
 from pytest_imagegen.api.errors import PriceError
+from pytest_imagegen.money.prices import PriceTable, format_usd
 
 from .conftest import SMALL_CASE, write_suite
 

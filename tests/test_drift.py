@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pytest_imagegen.cassettes.store import ImageStore
 from pytest_imagegen.checks import perceptual
 from pytest_imagegen.checks.drift import check
-from pytest_imagegen.fakeserver import encode_picture, render_picture
 from pytest_imagegen.checks.perceptual import BaselineFile, HashSource, accept_images, compare
-from pytest_imagegen.cassettes.store import ImageStore
+from pytest_imagegen.fakeserver import encode_picture, render_picture
 
 from .conftest import needs_xdist, write_suite
 

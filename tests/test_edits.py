@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pytest_imagegen.money.prices import PriceTable
 from pytest_imagegen.api.shape import input_image_tokens
 from pytest_imagegen.fakeserver import FakeImagesServer
+from pytest_imagegen.money.prices import PriceTable
 
 from .conftest import CANARY_KEY, write_suite
 

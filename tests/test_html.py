@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_imagegen.review import html as htmlreport
 from pytest_imagegen.fakeserver import FakeImagesServer
+from pytest_imagegen.review import html as htmlreport
 
 from .conftest import write_suite
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pytest_imagegen.checks import judge
-from pytest_imagegen.money.prices import PriceTable
 from pytest_imagegen.api.errors import PriceError
+from pytest_imagegen.checks import judge
 from pytest_imagegen.fakeserver import FakeImagesServer, encode_picture, render_picture
+from pytest_imagegen.money.prices import PriceTable
 
 from .conftest import CANARY_KEY, write_suite
 

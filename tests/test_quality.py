@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_imagegen.fakeserver import FakeImagesServer
 from pytest_imagegen.checks.textmatch import match, normalise
+from pytest_imagegen.fakeserver import FakeImagesServer
 
 from .conftest import write_suite
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from pytest_imagegen.review import rightsize
 from pytest_imagegen.fakeserver import FakeImagesServer
+from pytest_imagegen.review import rightsize
 
 from .conftest import needs_ocr, needs_xdist, write_suite
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import base64
 import json
 import os
@@ -67,9 +66,7 @@ def test_persister_works_where_use_cassette_ignores_it(
         )
     assert persister.saved
     text = path.read_text()
-    assert (
-        MARKER in text and "b64_json: " not in text and '"b64_json": "iVBOR' not in text
-    )
+    assert MARKER in text and "b64_json: " not in text and '"b64_json": "iVBOR' not in text
 
 
 def _requirements() -> list[str]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pytest_imagegen.fakeserver import FakeImagesServer
 from pytest_imagegen.api.limiter import SharedLimiter, parse_rate
+from pytest_imagegen.fakeserver import FakeImagesServer
 
 from .conftest import CANARY_KEY, needs_xdist, write_suite
 

@@ -11,10 +11,10 @@ from urllib.parse import quote
 
 import pytest
 
-from pytest_imagegen.money.prices import PriceTable
+from pytest_imagegen.api.settings import Settings
 from pytest_imagegen.fakeserver import FakeImagesServer
 from pytest_imagegen.money.context import RunContext
-from pytest_imagegen.api.settings import Settings
+from pytest_imagegen.money.prices import PriceTable
 
 from .conftest import CANARY_KEY, DEAD_URL, write_suite
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_imagegen.money.prices import PriceTable
 from pytest_imagegen.api.errors import SuiteError
+from pytest_imagegen.money.prices import PriceTable
 from pytest_imagegen.suites.loader import load_suite
 
 from .conftest import write_suite
