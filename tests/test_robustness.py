@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -480,3 +481,8 @@ def test_the_house_layering_is_declared_and_kept() -> None:
     assert long == {}, f"modules over ~500 lines: {long}"
     sources = "".join(p.read_text() for p in PACKAGE.rglob("*.py"))
     assert sources.count('!= "prompt"') == 1  # the body without the prompt, built once
+    linter = shutil.which("lint-imports")
+    if linter is None:
+        pytest.skip("lint-imports is not installed (pip install -e '.[test]')")
+    checked = subprocess.run([linter], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout[-3000:]
