@@ -139,7 +139,9 @@ def test_readme_is_a_front_page_with_the_quick_start() -> None:
 def test_quick_start_command_2_is_what_ci_runs() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     install, run = (part.strip() for part in QUICK_START[1].split("&&"))
-    assert re.search(r"pip install (-q )?-e '\.\[test,ocr\]'", ci), install
+    # CI installs the docs extra on top, to build the site
+    assert re.search(r"pip install (-q )?-e '\.\[test,ocr(,docs)?\]'", ci), install
+    assert re.search(r"^(NO_MKDOCS_2_WARNING=1 )?python -m mkdocs build --strict", ci, re.M)
     assert re.search(rf"^(python -m )?{re.escape(run)}$", ci, flags=re.MULTILINE), run
 
 
