@@ -136,14 +136,15 @@ class ImagegenState:
         """At unconfigure: clients, the session budget file, the fake server."""
         self.exit_stack.close()
         self.ctx.close()
+        from .api.locks import remove_locks, remove_session_dir
+
         if self.owns_budget and self.ctx.budget is not None:
             self.ctx.budget.remove()
         if self.owns_limiter and self.ctx.limiter is not None:
             self.ctx.limiter.remove()
         if not self.is_worker and self.ctx.session_dir is not None:
-            import shutil
-
-            shutil.rmtree(self.ctx.session_dir, ignore_errors=True)
+            remove_session_dir(self.ctx.session_dir)
+        remove_locks()
         if self.fake_server is not None:
             self.fake_server.stop()
 
@@ -265,7 +266,9 @@ class ImagegenState:
         prune = full if self.settings.update_baselines else None
         if updates or prune:
             try:
-                self.finish_lines += drift.apply_updates(updates, prune, self.ctx.redactor)
+                self.finish_lines += drift.apply_updates(
+                    updates, prune, self.ctx.redactor, lock_root=self.ctx.state_dir
+                )
             except ImagegenError as exc:
                 self.finish_lines.append(f"baselines NOT written: {exc}")
         if self.settings.html_dir is not None:
@@ -353,25 +356,19 @@ class ImagegenState:
         return groups(self.results)
 
     def fail(self, exc: BaseException | str) -> NoReturn:
-        """Fail the running test with a plugin message: no traceback, no API key."""
-        pytest.fail(self.ctx.redactor.mask(str(exc)), pytrace=False)
+        """Fail the running test with a plugin message: no traceback, no API key, and no
+        "During handling of the above exception" chain when called while handling one."""
+        try:
+            pytest.fail(self.ctx.redactor.mask(str(exc)), pytrace=False)
+        except pytest.fail.Exception as failure:
+            failure.__context__ = None
+            failure.__suppress_context__ = True
+            raise failure from None
 
     def mask_report(self, report: pytest.TestReport | pytest.CollectReport) -> None:
         """Last line of defence: no API key in what pytest prints or writes (-l, -vvv,
         JUnit XML, captured output), whatever object's repr carried it."""
-        redactor = self.ctx.redactor
-        if not redactor:
-            return
-        longrepr = report.longrepr
-        if longrepr is not None:
-            text = str(longrepr)
-            if redactor.find(text):
-                report.longrepr = redactor.mask(text)
-        report.sections = [(name, redactor.mask(body)) for name, body in report.sections]
-        if isinstance(report, pytest.TestReport):
-            report.user_properties = [
-                (redactor.mask(str(k)), redactor.mask_data(v)) for k, v in report.user_properties
-            ]
+        self.ctx.redactor.mask_report(report)
 
 
 class XdistHooks:
@@ -386,6 +383,7 @@ class XdistHooks:
             node.workerinput["imagegen_budget"] = str(ctx.budget.path)
         node.workerinput["imagegen_session_id"] = ctx.session_id
         node.workerinput["imagegen_session_dir"] = str(ctx.session_dir or "")
+        node.workerinput["imagegen_state_dir"] = str(ctx.state_dir or "")
         if ctx.limiter is not None:
             node.workerinput["imagegen_limiter"] = ctx.limiter.describe()
 
@@ -417,8 +415,8 @@ def build_state(config: pytest.Config) -> ImagegenState:
     invocation = config.invocation_params.dir
     explicit = frozenset((invocation / arg.split("::")[0]).resolve() for arg in config.args if arg)
     state = ImagegenState(config, settings, prices, explicit, options)
-    _configure_costs(config, state)
     _configure_session(config, state)
+    _configure_costs(config, state)
     if config.getoption("imagegen_fake_server"):
         from .fakeserver import FakeImagesServer
         from .pyapi.transports import FakeRoute, rerouted
@@ -439,23 +437,28 @@ def _configure_session(config: pytest.Config, state: ImagegenState) -> None:
     """The session's id, scratch folder and shared rate limiter (the xdist controller makes
     them; its workers get them through ``workerinput``)."""
     from .api.limiter import SharedLimiter
+    from .api.locks import STATE_DIR, new_session_dir, private_dir
 
     if state.is_worker:
         given = config.workerinput  # type: ignore[attr-defined]
         state.ctx.session_id = str(given.get("imagegen_session_id") or "")
         folder = given.get("imagegen_session_dir")
         state.ctx.session_dir = Path(folder) if folder else None
+        root = given.get("imagegen_state_dir")
+        state.ctx.state_dir = Path(root) if root else None
         if given.get("imagegen_limiter"):
             state.ctx.limiter = SharedLimiter.from_description(given["imagegen_limiter"])
         return
-    import tempfile
     import uuid
 
+    state.ctx.state_dir = private_dir(config.rootpath / STATE_DIR)
     state.ctx.session_id = uuid.uuid4().hex
-    state.ctx.session_dir = Path(tempfile.mkdtemp(prefix="imagegen-session-"))
+    state.ctx.session_dir = new_session_dir(state.ctx.state_dir, state.ctx.session_id)
     o = state.options
     if o.rate_limit is not None or o.max_inflight is not None:
-        state.ctx.limiter = SharedLimiter.create(o.max_inflight, o.rate_limit)
+        state.ctx.limiter = SharedLimiter.create(
+            o.max_inflight, o.rate_limit, state.ctx.session_dir
+        )
         state.owns_limiter = True
 
 
@@ -470,7 +473,8 @@ def _configure_costs(config: pytest.Config, state: ImagegenState) -> None:
             state.ctx.budget = SessionBudget(Path(path))
         return
     if o.budget is not None:
-        state.ctx.budget = SessionBudget.create(o.budget)
+        assert state.ctx.session_dir is not None
+        state.ctx.budget = SessionBudget.create(o.budget, state.ctx.session_dir)
         state.owns_budget = True
     from .cassettes.files import writable_problem
 
@@ -492,14 +496,11 @@ def show_ledger(config: pytest.Config, session: pytest.Session) -> int:
     from .money import ledger
 
     state = get_state(config)
-    tr: Any = config.pluginmanager.get_plugin("terminalreporter")
     roots = [*state.suite_dirs, state.settings.project_root or ini_dir(config).resolve()]
-    paths = [ledger.ledger_path(root) for root in dict.fromkeys(roots)]
-    for path in [p for p in paths if p.is_file()] or paths[:1]:
-        entries, bad = ledger.read(path)
-        tr.write_sep("-", f"imagegen ledger: {relative(config, path)}")
-        for line in ledger.render(entries):
-            tr.write_line(line)
-        if bad:
-            tr.write_line(f"skipped unreadable lines: {', '.join(map(str, bad[:10]))}", yellow=True)
+    tr: Any = config.pluginmanager.get_plugin("terminalreporter")
+    ledger.show(
+        [ledger.ledger_path(root) for root in dict.fromkeys(roots)],
+        tr,
+        lambda p: relative(config, p),
+    )
     return 0

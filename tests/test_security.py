@@ -193,7 +193,9 @@ def test_refused_cassette_shows_no_key_with_locals(
     write_test(project, FIXTURE_TEST.format(prompt='"Say " + os.environ["IMAGEGEN_API_KEY"]'))
     result = project.runpytest(ONCE, "-l", "-vvv", "--junitxml=junit.xml", "--tb=long")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*refused to write cassette*would contain the API key*"])
+    result.stdout.fnmatch_lines(["*request was not sent: its body contains the API key*"])
+    assert "During handling" not in result.stdout.str()  # said once
+    assert live_env.requests == 0  # refused before sending: no run pays for it
     assert "save_cassette" not in result.stdout.str()  # no internal traceback
     assert not leaks(result.stdout.str().encode())
     assert files_leaking(project.path, skip=("test_images.py",)) == []
@@ -265,12 +267,13 @@ def test_proxy_authorization_is_scrubbed_and_encoded_keys_refused(
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
         [
-            "*refused to write cassette*test_base64_in_body.imagegen.yaml: it would contain the API key "
-            "(base64-encoded)*",
-            "*refused to write cassette*test_urlencoded_in_body.imagegen.yaml: it would contain the API "
-            "key (URL-encoded)*",
+            "*test_base64_in_body*",
+            "*request was not sent: its body contains the API key (base64-encoded)*",
+            "*test_urlencoded_in_body*",
+            "*request was not sent: its body contains the API key (URL-encoded)*",
         ]
     )
+    assert live_env.requests == 1  # only test_proxy's request was sent
     cassette = project.path / "cassettes/test_images/test_proxy.imagegen.yaml"
     assert "roxy-" not in cassette.read_text()
     assert files_leaking(project.path, skip=("test_images.py",)) == []

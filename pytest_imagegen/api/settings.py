@@ -37,6 +37,7 @@ class Settings:
     concurrency: int = 1  # --imagegen-concurrency: requests recorded at once (prefetch)
     judge_model: str = "gpt-4.1-mini"  # ini imagegen_judge_model
     judge_min_score: float = 0.7  # ini imagegen_judge_min_score
+    max_response_mb: float = 64.0  # ini imagegen_max_response_mb (decompressed answers)
 
 
 def resolve_base_url(

@@ -170,6 +170,7 @@ def apply_updates(
     updates: Iterable[Mapping[str, Any]],
     full_files: Mapping[str, Sequence[str]] | None = None,
     redactor: Redactor | None = None,
+    lock_root: Path | None = None,
 ) -> list[str]:
     """Write accepted entries, one write per baseline file; return summary lines.
 
@@ -187,7 +188,7 @@ def apply_updates(
     lines = []
     for name in sorted(by_file):
         path = Path(name)
-        with file_lock(path):
+        with file_lock(path, lock_root or path.parent.parent / ".imagegen"):
             baseline = perceptual.BaselineFile.load(path)
             before = dict(baseline.cases)
             changed = _refresh_outdated(baseline, by_file[name])

@@ -8,7 +8,6 @@ the replay, the judge and the checks.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +21,13 @@ from ..cassettes.paths import suite_cassette_path, suite_images_dir
 from ..cassettes.store import ImageStore
 from ..checks.expectations import assess
 from ..money.context import RunContext
-from ..money.pipeline import actual_ceiling_error, list_ceiling_error, paid_request, price_response
+from ..money.pipeline import (
+    PaidCall,
+    actual_ceiling_error,
+    list_ceiling_error,
+    overbilled_note,
+    paid_call,
+)
 from ..money.prices import format_usd
 from ..review.results import CaseResult
 from . import costing
@@ -97,16 +102,71 @@ def obtain(
             f"  re-record it with {command('--imagegen-record-mode=new_episodes', result.nodeid)} "
             f"(estimated cost {cost})"
         )
+    return record_once(spec, ctx, result, cassette)
+
+
+def record_once(
+    spec: CaseSpec, ctx: RunContext, result: CaseResult, cassette: CaseCassette
+) -> Generation:
+    """Record the case unless someone else did meanwhile: one recording per cassette, across
+    the threads of the prefetch, xdist workers and other pytest processes of the project
+    (the one that waited for the lock uses what the other recorded, SPEC §12)."""
     from ..api.locks import file_lock
 
-    # one recording per cassette in the session: a concurrent prefetch (or another
-    # xdist worker) may be recording it right now
-    with file_lock(cassette.path, timeout=ctx.settings.timeout * (ctx.settings.max_retries + 2)):
-        if cassette.reload().recorded_by(ctx.session_id):
+    before = _stamp(cassette.path)
+    lock_root = ctx.state_dir or cassette.path.parent
+    with file_lock(
+        cassette.path, lock_root, timeout=ctx.settings.timeout * (ctx.settings.max_retries + 2)
+    ):
+        cassette.reload()
+        body = spec.request_body()
+        fresh = cassette.state(body).status == "fresh"
+        mode = ctx.settings.record_mode
+        if fresh and (
+            mode != "all" or cassette.recorded_by(ctx.session_id) or _stamp(cassette.path) != before
+        ):
             return replay(spec, ctx, result, cassette)
-        generation = record(spec, ctx, result, cassette.path, cassette.fix)
+        if _promote_pending(spec, ctx, cassette, body):
+            return replay(spec, ctx, result, cassette)
+        generation = record(spec, ctx, result, cassette)
         cassette.reload()
         return generation
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _promote_pending(
+    spec: CaseSpec, ctx: RunContext, cassette: CaseCassette, body: Mapping[str, Any]
+) -> bool:
+    """A paid answer kept by an earlier run (its cassette could not be written): write the
+    cassette from it now, so nothing is paid twice."""
+    from ..cassettes.format import fingerprint, load_yaml
+    from ..cassettes.pending import find_pending
+    from ..cassettes.persister import Persister
+
+    pending_dir = ctx.state_dir / "pending" if ctx.state_dir else None
+    kept = find_pending(pending_dir, cassette.path, fingerprint(body))
+    if kept is None:
+        return False
+    data = load_yaml(kept, cassette.fix)
+    persister = Persister(
+        ImageStore(suite_images_dir(spec.path)), ctx.redactor, fix=cassette.fix, fresh=True
+    )
+    persister.request_body = body
+    meta = data.get("imagegen")
+    persister.meta = {
+        k: v for k, v in (meta if isinstance(meta, dict) else {}).items() if k != "format"
+    }
+    persister.write(cassette.path, list(data["interactions"]))
+    kept.unlink(missing_ok=True)
+    cassette.reload()
+    return True
 
 
 def prefetch_error_path(session_dir: Path, nodeid: str) -> Path:
@@ -183,33 +243,20 @@ def replay(
 
 
 def record(
-    spec: CaseSpec,
-    ctx: RunContext,
-    result: CaseResult,
-    path: Path,
-    fix: str,
-    *,
-    direct: bool = False,
+    spec: CaseSpec, ctx: RunContext, result: CaseResult, cassette: CaseCassette
 ) -> Generation:
-    """Send the case's request and write its cassette.
-
-    ``direct`` (the concurrent prefetch): no vcrpy, whose patches are process-wide and
-    would mix up the cassettes of concurrent threads; the client keeps the responses and
-    the cassette is written from them, in the same format.
-    """
+    """Send the case's request through the paid-call pipeline and write its cassette from
+    the exchanges the client read (no vcrpy: the same path serial and concurrent)."""
     from ..cassettes.format import new_meta
-    from ..cassettes.persister import Persister, save_responses
-    from ..cassettes.persister import open_cassette as vcr_cassette
+    from ..cassettes.persister import Persister, save_exchanges
 
-    client = ctx.client(private=direct)  # raises before anything is sent when no key is set
+    client = ctx.client()  # raises before anything is sent when no key is set
     body = spec.request_body()
-    persister = Persister(
-        ImageStore(suite_images_dir(spec.path)), ctx.redactor, fix=fix, fresh=True
-    )
-    persister.request_body = body
     list_cost = costing.image_list_cost(ctx, spec)
-    with (
-        paid_request(
+    key = f"{spec.model} {spec.size} quality={spec.quality or 'auto'}"
+    call: PaidCall | None = None
+    try:
+        with paid_call(
             ctx,
             nodeid=result.nodeid,
             suite=spec.suite,
@@ -217,56 +264,69 @@ def record(
             body=body,
             list_cost=list_cost,
             ledger_root=ctx.suites_root(spec.path),
-        ) as charge,
-        contextlib.nullcontext() if direct else vcr_cassette(path, persister, record=True),
-    ):
-        if direct:
-            client.exchanges = []
-        generation = send(client, spec, body)
-        result.attempts = charge.attempts = generation.attempts
-        actual = price_response(
-            ctx, spec.model, generation.usage, list_cost, result.nodeid, result.notes
-        )
-        result.cassette, result.actual_cost = "live", actual  # paid, even if saving fails
-        charge.actual = actual
-        persister.meta = new_meta(
-            nodeid=result.nodeid,
-            session=ctx.session_id,
-            request=body,
-            list_cost=result.list_cost,
-            actual_cost=actual,
-            usage=generation.usage,
-        )
-        if direct:
-            save_responses(path, persister, client.exchanges or [])
-    if direct:
-        client.close()
-    result.cassette = "recorded" if persister.saved else "live"
+            price_key=key,
+        ) as call:
+            generation = send(client, spec, body, call)
+            priced = ctx.prices.price_usage(spec.model, generation.usage, list_cost)
+            if priced.problem:
+                result.notes.append(
+                    f"{result.nodeid}: the response's usage cannot be priced ({priced.problem}); "
+                    f"booked at list cost {format_usd(priced.cost)}"
+                )
+            call.close(priced.cost, "ok", calibrate=priced.basis == "usage")
+    finally:
+        if call is not None:
+            result.actual_cost, result.attempts = call.booked, max(call.attempts, 1)
+    result.cassette = "live"  # paid, even if saving fails
+    note = overbilled_note(key, spec.model, spec.size, spec.quality, spec.n, list_cost, call.booked)
+    if note:
+        result.notes.append(note)
+    persister = Persister(
+        ImageStore(suite_images_dir(spec.path)),
+        ctx.redactor,
+        fix=cassette.fix,
+        fresh=True,
+        pending_dir=ctx.state_dir / "pending" if ctx.state_dir else None,
+    )
+    persister.request_body = body
+    persister.meta = new_meta(
+        nodeid=result.nodeid,
+        session=ctx.session_id,
+        request=body,
+        list_cost=result.list_cost,
+        actual_cost=call.booked,
+        usage=generation.usage,
+    )
+    save_exchanges(cassette.path, persister, generation.exchanges)
+    result.cassette = "recorded"
     return generation
 
 
-def send(client: ImagesClient, spec: CaseSpec, body: Mapping[str, Any]) -> Generation:
+def send(
+    client: ImagesClient, spec: CaseSpec, body: Mapping[str, Any], hooks: PaidCall | None = None
+) -> Generation:
     """The case's request: a generation, or an edit of its input images (multipart)."""
     if not spec.is_edit:
-        return client.generate(body)
+        return client.generate(body, hooks=hooks)
     from ..api.multipart import fields
     from .inputs import InputFile
 
     def part(f: InputFile) -> tuple[str, bytes, str]:
         return (f.path.name, f.read(), f.content_type)
 
+    from ..cassettes.format import canonical_json
+
     return client.edit(
         fields({k: v for k, v in body.items() if k not in ("image[]", "mask")}),
         [part(f) for f in spec.inputs],
         part(spec.mask) if spec.mask else None,
+        hooks=hooks,
+        record_body=canonical_json(body),
     )
 
 
 def settle(spec: CaseSpec, ctx: RunContext, result: CaseResult, generation: Generation) -> None:
-    """Actual cost of a live call and the after-the-fact ceiling check."""
-    result.actual_cost = ctx.prices.actual_cost(
-        spec.model, generation.usage, costing.image_list_cost(ctx, spec)
-    )  # noted when recorded (price_response)
+    """The after-the-fact ceiling check on what the call booked."""
     if result.max_cost is not None and result.actual_cost > result.max_cost:
         result.ceiling = "actual"
         raise actual_ceiling_error(result.actual_cost, result.max_cost, result.list_cost)
