@@ -187,6 +187,12 @@ def add_options(parser: pytest.Parser) -> None:
         "imagegen_timeout", default="180", help="seconds before a request times out (default 180)"
     )
     parser.addini(
+        "imagegen_max_response_mb",
+        default="64",
+        help="largest answer read, in MB once decompressed (default 64); a bigger one is cut "
+        "off and booked at list cost (an unknown outcome)",
+    )
+    parser.addini(
         "imagegen_max_retries",
         default="3",
         help="retries for 429 rate limits, 5xx, timeouts and dropped connections (default 3)",
@@ -308,8 +314,12 @@ def read_settings(config: pytest.Config) -> tuple[Settings, PriceTable]:
     )
     if concurrency is not None and concurrency != int(concurrency):
         raise ImagegenError(f"--imagegen-concurrency: must be a whole number, got {concurrency:g}")
+    max_mb = parse_number(
+        config.getini("imagegen_max_response_mb"), "ini imagegen_max_response_mb", positive=True
+    )
     settings = dataclasses.replace(
         settings,
+        max_response_mb=max_mb if max_mb is not None else 64.0,
         concurrency=int(concurrency or 1),
         judge_model=judge_model,
         judge_min_score=min_score if min_score is not None else 0.7,

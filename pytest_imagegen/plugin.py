@@ -13,15 +13,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .api.errors import ImagegenError
-from .session import (
-    SKIP_DIRS,
-    ImagegenState,
-    XdistHooks,
-    build_state,
-    get_state,
-    show_ledger,
-    state_key,
-)
+from .session import SKIP_DIRS, ImagegenState, XdistHooks, get_state, state_key
+from .startup import build_state, show_ledger
 
 if TYPE_CHECKING:
     from .pyapi.fixture import Imagegen

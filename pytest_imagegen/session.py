@@ -10,7 +10,6 @@ written by the modules that own them.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from .api.settings import Settings
 from .cassettes.files import relative_to
 from .money.context import RunContext
 from .money.prices import PriceTable
-from .options import RunOptions, ini_dir, read_run_options, read_settings
+from .options import RunOptions
 
 if TYPE_CHECKING:
     from .pyapi.fixture import Imagegen
@@ -308,6 +307,9 @@ class ImagegenState:
         s = self.settings
         if s.concurrency <= 1 or s.record_mode == "none" or self.is_controller_of_workers:
             return
+        o = self.config.option
+        if o.collectonly or getattr(o, "setuponly", False) or getattr(o, "setupplan", False):
+            return  # nothing is ever sent outside the test loop (SPEC §12)
         from .suites import prefetch
 
         worker = None
@@ -315,15 +317,28 @@ class ImagegenState:
             given = self.config.workerinput  # type: ignore[attr-defined]
             worker = (int(str(given["workerid"]).lstrip("gw") or 0), int(given["workercount"]))
         cases = [(i.nodeid, spec) for i in session.items if (spec := case_spec(i)) is not None]
-        # split the selected cases first (the same list on every worker), then keep those
-        # whose request the record mode will send
-        mine = [c for c in prefetch.share(cases, worker) if prefetch.will_send(c[1], self.ctx)]
-        if not mine:
-            return
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        write, live = prefetch.terminal_writer(tr, self.config.getoption("verbose") < -1)
-        progress = prefetch.Progress(len(mine), write, live)
-        prefetch.run(mine, self.ctx, s.concurrency, self.ctx.session_dir, progress)
+        prefetch.for_session(cases, self.ctx, worker, tr, self.config.getoption("verbose") < -1)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """A rerun (pytest-rerunfailures) starts from a fresh result: its figures replace
+        the earlier run's instead of adding to them."""
+        from .pyapi.runtime import result_key
+
+        if result_key in item.stash:
+            del item.stash[result_key]
+
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        """Ctrl-C: every paid call still open is booked now (in flight: its list cost), and
+        further Ctrl-Cs are ignored so the reports and the ledger are not cut short."""
+        import signal
+        import threading
+
+        self.ctx.abandon_open_calls()
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            self.exit_stack.callback(signal.signal, signal.SIGINT, previous)
 
     # -- tests' own code: the imagegen marker and fixture
     @contextlib.contextmanager
@@ -406,101 +421,3 @@ def case_spec(item: pytest.Item) -> CaseSpec | None:
 
     spec = getattr(item, "spec", None)
     return spec if isinstance(spec, CaseSpec) else None
-
-
-def build_state(config: pytest.Config) -> ImagegenState:
-    """The session state from the options (``ImagegenError`` when one is invalid)."""
-    settings, prices = read_settings(config)
-    options = read_run_options(config)
-    invocation = config.invocation_params.dir
-    explicit = frozenset((invocation / arg.split("::")[0]).resolve() for arg in config.args if arg)
-    state = ImagegenState(config, settings, prices, explicit, options)
-    _configure_session(config, state)
-    _configure_costs(config, state)
-    if config.getoption("imagegen_fake_server"):
-        from .fakeserver import FakeImagesServer
-        from .pyapi.transports import FakeRoute, rerouted
-
-        state.fake_server = FakeImagesServer().start()
-        state.settings = state.ctx.settings = dataclasses.replace(
-            settings,
-            base_url=state.fake_server.url,
-            base_url_source="--imagegen-fake-server",
-            fake_server=True,
-        )
-        state.ctx.environ = {**os.environ, "IMAGEGEN_API_KEY": "fake-server-key"}
-        state.exit_stack.enter_context(rerouted(FakeRoute(state.fake_server.url)))
-    return state
-
-
-def _configure_session(config: pytest.Config, state: ImagegenState) -> None:
-    """The session's id, scratch folder and shared rate limiter (the xdist controller makes
-    them; its workers get them through ``workerinput``)."""
-    from .api.limiter import SharedLimiter
-    from .api.locks import STATE_DIR, new_session_dir, private_dir
-
-    if state.is_worker:
-        given = config.workerinput  # type: ignore[attr-defined]
-        state.ctx.session_id = str(given.get("imagegen_session_id") or "")
-        folder = given.get("imagegen_session_dir")
-        state.ctx.session_dir = Path(folder) if folder else None
-        root = given.get("imagegen_state_dir")
-        state.ctx.state_dir = Path(root) if root else None
-        if given.get("imagegen_limiter"):
-            state.ctx.limiter = SharedLimiter.from_description(given["imagegen_limiter"])
-        return
-    import uuid
-
-    state.ctx.state_dir = private_dir(config.rootpath / STATE_DIR)
-    state.ctx.session_id = uuid.uuid4().hex
-    state.ctx.session_dir = new_session_dir(state.ctx.state_dir, state.ctx.session_id)
-    o = state.options
-    if o.rate_limit is not None or o.max_inflight is not None:
-        state.ctx.limiter = SharedLimiter.create(
-            o.max_inflight, o.rate_limit, state.ctx.session_dir
-        )
-        state.owns_limiter = True
-
-
-def _configure_costs(config: pytest.Config, state: ImagegenState) -> None:
-    """The session budget, and on the controller: writable report paths, the cost baseline."""
-    from .money.budget import SessionBudget
-
-    o = state.options
-    if state.is_worker:
-        path = config.workerinput.get("imagegen_budget")  # type: ignore[attr-defined]
-        if path:
-            state.ctx.budget = SessionBudget(Path(path))
-        return
-    if o.budget is not None:
-        assert state.ctx.session_dir is not None
-        state.ctx.budget = SessionBudget.create(o.budget, state.ctx.session_dir)
-        state.owns_budget = True
-    from .cassettes.files import writable_problem
-
-    for option, path, is_dir in (
-        ("--imagegen-report", o.report_path, False),
-        ("--imagegen-markdown", o.markdown_path, False),
-        ("--imagegen-html", state.settings.html_dir, True),
-    ):
-        problem = path and writable_problem(path, directory=is_dir)
-        if problem:
-            raise ImagegenError(f"{option}: {problem}; choose a path you can write to")
-    if o.cost_baseline is not None:
-        from .review.gate import load_baseline
-
-        state.cost_baseline = load_baseline(o.cost_baseline)
-
-
-def show_ledger(config: pytest.Config, session: pytest.Session) -> int:
-    from .money import ledger
-
-    state = get_state(config)
-    roots = [*state.suite_dirs, state.settings.project_root or ini_dir(config).resolve()]
-    tr: Any = config.pluginmanager.get_plugin("terminalreporter")
-    ledger.show(
-        [ledger.ledger_path(root) for root in dict.fromkeys(roots)],
-        tr,
-        lambda p: relative(config, p),
-    )
-    return 0

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from pytest_imagegen.api.errors import CassetteError
+from pytest_imagegen.api.redact import key_digest
 from pytest_imagegen.cassettes.cassette import CaseCassette
 from pytest_imagegen.cassettes.persister import Persister, open_cassette
 from pytest_imagegen.cassettes.store import ImageStore
@@ -353,7 +354,7 @@ def test_canary_key_never_reaches_disk(
     ]  # fmt: skip
     result = project.runpytest(record_mode("once"), *writers)
     result.assert_outcomes(passed=2)
-    assert live_env.log[0]["api_key"] == CANARY_KEY  # it was really sent
+    assert live_env.log[0]["key_sha256"] == key_digest(CANARY_KEY)  # it was really sent
     project.runpytest("--imagegen-update-baselines", *writers).assert_outcomes(passed=2)
     files = all_files(project.path)
     names = {p.name for p in files}

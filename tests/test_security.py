@@ -420,7 +420,7 @@ def test_nan_max_cost_in_the_marker_is_refused(project: pytest.Pytester) -> None
         ({"input_tokens": "many", "output_tokens": 20}, "list"),
         ({"weird_tokens": 5}, "list"),
         ({"prompt_tokens": 10, "completion_tokens": 20}, 10 * 5e-6 + 20 * 30e-6),
-        ({"total_tokens": 30}, 30 * 30e-6),
+        ({"total_tokens": 30}, "list"),  # incomplete: the higher of list and 30 tokens
         (
             {
                 "input_tokens": 10,
@@ -442,7 +442,8 @@ def test_every_usage_shape_is_priced_and_never_below_zero(
     (case,) = json.loads((project.path / "r.json").read_text())["cases"]
     if priced == "list":
         assert case["actual_cost"] == case["list_cost"]
-        result.stdout.fnmatch_lines(["*usage cannot be priced*booked at list cost*"])
+        if "total_tokens" not in usage:
+            result.stdout.fnmatch_lines(["*usage cannot be priced*booked at list cost*"])
     else:
         assert case["actual_cost"] == pytest.approx(priced)
     result.stdout.fnmatch_lines(["budget: $1.0000  spent: $0.00*"])

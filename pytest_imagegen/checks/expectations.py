@@ -8,7 +8,6 @@ every unmet expectation.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +30,17 @@ class DecodedInfo:
 
 def inspect_image(data: bytes) -> DecodedInfo:
     """Decode the image header and pixels enough to trust size and format."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
+
+    from ..api.images import ImageTooLarge, open_image
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with open_image(data) as img:
             img.verify()
-        with Image.open(io.BytesIO(data)) as img:
+        with open_image(data) as img:
             return DecodedInfo(img.width, img.height, img.format)
+    except ImageTooLarge as exc:
+        raise ExpectationError(f"{exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ExpectationError(f"an image in the response cannot be decoded: {exc}") from None
 

@@ -15,7 +15,6 @@ distance 0 without being decoded.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api.errors import DriftError
+from ..api.images import open_image
 from ..cassettes.files import UnsafePath, check_inside, image_path, image_ref_problem, shown
 
 HEX_RE = re.compile(r"[0-9a-f]{1,256}")
@@ -64,9 +64,8 @@ def hamming(a: str, b: str) -> int:
 def compute_hashes(data: bytes, algorithms: Iterable[str]) -> tuple[dict[str, str], int, int]:
     """Hex hash per algorithm, and the image's width and height (decodes once)."""
     import imagehash
-    from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as opened:
+    with open_image(data, "an image to hash") as opened:
         image = opened.convert("RGB")
     out: dict[str, str] = {}
     for name in algorithms:
@@ -76,9 +75,7 @@ def compute_hashes(data: bytes, algorithms: Iterable[str]) -> tuple[dict[str, st
 
 
 def image_size(data: bytes) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as opened:
+    with open_image(data, "an image to accept") as opened:
         return opened.width, opened.height
 
 

@@ -61,20 +61,46 @@ MARKER_FIX = "  what to do: lower n, size or quality, or raise max_cost in @pyte
 REPLAY_KEY = "imagegen-replay"  # the placeholder key of the imagegen fixture's client
 
 
-def chat_summary(body: Mapping[str, Any]) -> tuple[str, int, int]:
-    """(the text of a chat request, how many images it sends, its output token limit)."""
-    texts, images = [], 0
+def chat_summary(
+    body: Mapping[str, Any],
+) -> tuple[str, list[tuple[int | None, int | None, str]], int]:
+    """(the text of a chat request, each image it sends as (width, height, detail) — the
+    size read from a data URL's header, ``None`` when given by URL — its output limit)."""
+    texts, images = [], []
     for message in body.get("messages") or []:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str):
             texts.append(content)
         for part in content if isinstance(content, list) else []:
-            if isinstance(part, dict) and part.get("type") == "text":
+            if isinstance(part, dict) and part.get("type") in ("text", "input_text"):
                 texts.append(str(part.get("text") or ""))
             elif isinstance(part, dict) and part.get("type") in ("image_url", "input_image"):
-                images += 1
+                ref = part.get("image_url")
+                url = ref.get("url") if isinstance(ref, dict) else ref
+                detail = ref.get("detail") if isinstance(ref, dict) else part.get("detail")
+                images.append((*_data_url_size(url), str(detail or "auto")))
     limit = body.get("max_tokens") or body.get("max_completion_tokens") or 4096
     return " ".join(texts), images, int(limit) if isinstance(limit, int) else 4096
+
+
+def _data_url_size(url: Any) -> tuple[int | None, int | None]:
+    """The pixel size of a ``data:image/...;base64,`` URL from its header, if it has one."""
+    import base64
+    import binascii
+    import io
+
+    from PIL import Image
+
+    if not isinstance(url, str) or not url.startswith("data:") or "," not in url:
+        return None, None
+    try:
+        text = url.split(",", 1)[1][:65536]
+        head = base64.b64decode(text[: len(text) - len(text) % 4])
+        with Image.open(io.BytesIO(head)) as image:
+            width, height = image.size
+            return int(width), int(height)
+    except (binascii.Error, ValueError, OSError, Image.DecompressionBombError):
+        return None, None
 
 
 @dataclass
@@ -326,6 +352,7 @@ class Guard:
         booked = call.close(actual, outcome, calibrate=calibrate)
         self.ctx.untrack(call)
         self.result.actual_cost += booked
+        self.result.server = "fake" if self.ctx.settings.fake_server else "live"
         if call.kind == "judge":
             self.result.judge_cost += booked
         return booked
@@ -421,7 +448,7 @@ class Guard:
 def _chat_ledger_body(body: Mapping[str, Any]) -> dict[str, Any]:
     """What the ledger keeps of a chat call: the model and its text, not the images."""
     text, images, _ = chat_summary(body)
-    return {"model": body.get("model"), "prompt": text, "images": images}
+    return {"model": body.get("model"), "prompt": text, "images": len(images)}
 
 
 def _price_key(body: Mapping[str, Any]) -> str:

@@ -52,7 +52,8 @@ class CaseResult:
     group: str | None = None  # right-sizing group (a matrix over size/quality/n/model)
     variant: str | None = None  # this case's cell of that matrix, e.g. "quality=low-size=…"
     min_accept_rate: float = 1.0
-    excluded: str | None = None  # the use-case limit that rules this variant out
+    excluded: str | None = None
+    server: str = "live"  # "fake" with --imagegen-fake-server: its figures are not spend  # the use-case limit that rules this variant out
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -201,6 +201,22 @@ def _remember(session_dir: Path | None, nodeid: str, message: str) -> None:
     atomic_write(prefetch_error_path(session_dir, nodeid), message.encode("utf-8"))
 
 
+def for_session(
+    cases: Sequence[tuple[str, CaseSpec]],
+    ctx: RunContext,
+    worker: tuple[int, int] | None,
+    tr: Any,
+    quiet: bool,
+) -> None:
+    """The session's prefetch: this process's share of the selected cases (the same list on
+    every worker, split first), those whose request the record mode will send."""
+    mine = [c for c in share(cases, worker) if will_send(c[1], ctx)]
+    if not mine:
+        return
+    write, live = terminal_writer(tr, quiet)
+    run(mine, ctx, ctx.settings.concurrency, ctx.session_dir, Progress(len(mine), write, live))
+
+
 def share(items: Sequence[Any], worker: tuple[int, int] | None) -> list[Any]:
     """The cases this process prefetches: all, or every m-th from the k-th under xdist."""
     if worker is None:

@@ -277,6 +277,7 @@ def record(
     finally:
         if call is not None:
             result.actual_cost, result.attempts = call.booked, max(call.attempts, 1)
+            result.server = "fake" if ctx.settings.fake_server else "live"
     result.cassette = "live"  # paid, even if saving fails
     note = overbilled_note(key, spec.model, spec.size, spec.quality, spec.n, list_cost, call.booked)
     if note:
