@@ -64,6 +64,8 @@ class CaseResult:
     recorded_images: list[dict[str, Any]] = field(default_factory=list)  # cassette images,
     # when the test failed before it had current images (sha256, path)
     baseline_info: dict[str, Any] | None = None  # accepted images, prompt, approval record
+    case_id: str = ""  # the case's id in its suite (its key in the baseline file)
+    suite_file: str = ""  # the suite file (approvals find the case's baseline from it)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -50,6 +50,8 @@ def new_result(spec: CaseSpec, nodeid: str) -> CaseResult:
         group=nodeid.split("[", 1)[0] if spec.right_size_group else None,
         variant="-".join(f"{k}={v}" for k, v in spec.matrix) if spec.right_size_group else None,
         excluded=spec.excluded,
+        case_id=spec.id,
+        suite_file=str(spec.path),
     )
 
 
