@@ -61,7 +61,7 @@ class Target:
 
 def load(path: Path, shown: str) -> list[Approval]:
     """The approvals of ``path``, validated; :class:`ApprovalError` naming every problem."""
-    fix = "download it again from the review page (--imagegen-html)"
+    fix = "nothing was written; download it again from the review page (--imagegen-html)"
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -103,9 +103,7 @@ def parse(data: Any, where: str, fix: str) -> list[Approval]:
             out.append(approval)
     if problems:
         raise ApprovalError(
-            f"{where} was refused, nothing was written:\n"
-            + "\n".join(f"  {p}" for p in problems[:50])
-            + f"\n  {fix}"
+            f"{where} was refused:\n" + "\n".join(f"  {p}" for p in problems[:50]) + f"\n  {fix}"
         )
     return out
 
