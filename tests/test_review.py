@@ -554,3 +554,39 @@ def test_update_baselines_records_the_approval(
         "kite"
     ]
     assert entry["approved"]["by"] and entry["approved"]["cost_per_accepted"] is not None
+
+
+# ------------------------------------------------------------------ pytest-html
+
+
+def test_pytest_html_report_shows_costs_verdict_and_a_preview(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
+    pytest.importorskip("pytest_html")
+    _drift_project(project, live_env)
+    result = project.runpytest("--html=report.html", "--self-contained-html")
+    result.assert_outcomes(passed=1, failed=1)
+    page = (project.path / "report.html").read_text()
+    assert "pytest-imagegen</b>: drift failed" in page.replace("&lt;", "<").replace("&gt;", ">")
+    assert "recorded for $0.0" in page and "list $0.0010" in page
+    assert "data:image/jpeg;base64," in page or "image/jpeg" in page
+
+
+def test_without_pytest_html_nothing_is_added(tmp_path: Path) -> None:
+    from pytest_imagegen.review.htmlextras import add_extras
+
+    class Config:
+        class option:
+            htmlpath = None
+
+        class pluginmanager:
+            @staticmethod
+            def hasplugin(name: str) -> bool:
+                return False
+
+    class Report:
+        pass
+
+    report = Report()
+    add_extras(Config(), report, {"nodeid": "x"})
+    assert not hasattr(report, "extras")
