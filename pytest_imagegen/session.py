@@ -350,7 +350,7 @@ class ImagegenState:
             report.imagegen = self.ctx.redactor.mask_data(result.to_dict())  # type: ignore[attr-defined]
             from .review.htmlextras import add_extras  # pytest-html, when it is writing
 
-            add_extras(self.config, report, report.imagegen)  # type: ignore[attr-defined]
+            add_extras(self.config, report, report.imagegen)
 
     def right_size_groups(self) -> list[Any] | None:
         """The right-sizing groups of the run (``--imagegen-right-size``), else ``None``."""
