@@ -590,3 +590,19 @@ def test_without_pytest_html_nothing_is_added(tmp_path: Path) -> None:
     report = Report()
     add_extras(Config(), report, {"nodeid": "x"})
     assert not hasattr(report, "extras")
+
+
+def test_over_budget_case_and_the_budget_line(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
+    write_suite(
+        project, "s", 'cases:\n  - {id: kite, prompt: "A kite", size: 256x256, quality: low}\n'
+    )
+    result = project.runpytest(
+        ONCE, "--imagegen-budget=0.0001", "--imagegen-html=review", "--imagegen-report=r.json"
+    )
+    result.assert_outcomes(failed=1)
+    assert _report(project)["kite"]["states"] == ["budget"]
+    page = (project.path / "review/index.html").read_text()
+    assert "over the budget" in page and "budget $0.0001" in page
+    assert live_env.requests == 0
