@@ -157,6 +157,26 @@ def add_options(parser: pytest.Parser) -> None:
         "them); default: ini imagegen_concurrency, 1 = one at a time. Under xdist each "
         "worker records its share.",
     )
+    # -- review and approval (issue 21, SPEC §17) ---------------------------------------
+    group.addoption(
+        "--imagegen-approve",
+        action="store",
+        default=None,
+        metavar="approvals.json",
+        help="accept as baselines exactly the images named in an approvals.json downloaded "
+        "from the review page (--imagegen-html), e.g. from a CI artifact; runs no test. "
+        "Unknown tests, and images missing from the image store or not matching their "
+        "sha256, are refused by name and nothing is written.",
+    )
+    group.addoption(
+        "--imagegen-review",
+        action="store_true",
+        default=False,
+        help="run the selected tests (replay unless a record mode says otherwise), then serve "
+        "the review page on 127.0.0.1 (a free port, a random token in the URL printed on "
+        "stdout) with Approve / Reject buttons that write baselines at once; Ctrl-C stops.",
+    )
+    # -- end of review and approval -------------------------------------------------------
     parser.addini(
         "imagegen_concurrency",
         default="1",
@@ -295,6 +315,8 @@ def read_settings(config: pytest.Config) -> tuple[Settings, PriceTable]:
         ),
         html_dir=(config.invocation_params.dir / html_dir).resolve() if html_dir else None,
     )
+    if settings.html_dir is None and config.getoption("imagegen_review"):  # issue 21
+        settings = dataclasses.replace(settings, html_dir=root.resolve() / ".imagegen" / "review")
     prices_file = config.getini("imagegen_prices")
     prices = PriceTable.load(
         (root / prices_file) if prices_file else None,

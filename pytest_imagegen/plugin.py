@@ -42,7 +42,11 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"pytest-imagegen: {exc}") from None
     config.stash[state_key] = state
     config.pluginmanager.register(state, "imagegen-state")
-    if config.getoption("imagegen_estimate") or config.getoption("imagegen_ledger"):
+    if (
+        config.getoption("imagegen_estimate")
+        or config.getoption("imagegen_ledger")
+        or config.getoption("imagegen_approve")  # applied once, in this process
+    ):
         # nothing runs: keep pytest-xdist from starting workers
         config.option.dist = "no"
         config.option.tx = []
@@ -64,6 +68,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Close clients, remove the session budget file, stop the fake server."""
     state = config.stash.get(state_key, None)
     if state is not None:
+        if config.getoption("imagegen_review"):  # serve the review page until Ctrl-C
+            from .suites.reviewing import serve
+
+            serve(state)
         state.close()
         config.pluginmanager.unregister(state)
 

@@ -195,6 +195,11 @@ class ImagegenState:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        if self.config.getoption("imagegen_approve"):  # issue 21: apply, run no test
+            from .suites import reviewing
+
+            cases = [(i.nodeid, spec) for i in session.items if (spec := case_spec(i)) is not None]
+            return reviewing.approve(self, session, cases)
         if not self.config.getoption("imagegen_estimate"):
             self._prefetch(session)
             return None
@@ -247,6 +252,7 @@ class ImagegenState:
                 cost_limit=limit,
                 groups=self.right_size_groups(),
                 redactor=self.ctx.redactor,
+                root=self.config.rootpath,
             )
         except (OSError, ImagegenError) as exc:  # the summary is still printed
             self.finish_lines.append(f"reports NOT written: {exc}")
@@ -261,6 +267,9 @@ class ImagegenState:
             full = dict(self.worker_full_files[0])
             for other in self.worker_full_files[1:]:
                 full = {k: v for k, v in full.items() if other.get(k) == v}
+        from .suites import reviewing  # issue 21: approvals are recorded, the page written
+
+        reviewing.stamp_approvals(self)
         updates = [u for r in self.results for u in r.get("baseline_updates") or []]
         prune = full if self.settings.update_baselines else None
         if updates or prune:
@@ -271,11 +280,7 @@ class ImagegenState:
             except ImagegenError as exc:
                 self.finish_lines.append(f"baselines NOT written: {exc}")
         if self.settings.html_dir is not None:
-            from .review import html
-
-            index = html.write(
-                self.settings.html_dir, self.results, self.ctx.redactor, self.right_size_groups()
-            )
+            index = reviewing.write_page(self, self.settings.html_dir)
             self.finish_lines.append(f"visual review: {relative(self.config, index)}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -361,6 +366,9 @@ class ImagegenState:
         if when == "call" and result is not None and result.list_cost is not None:
             result.outcome = report.outcome
             report.imagegen = self.ctx.redactor.mask_data(result.to_dict())  # type: ignore[attr-defined]
+            from .review.htmlextras import add_extras  # pytest-html, when it is writing
+
+            add_extras(self.config, report, report.imagegen)
 
     def right_size_groups(self) -> list[Any] | None:
         """The right-sizing groups of the run (``--imagegen-right-size``), else ``None``."""

@@ -32,6 +32,8 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
                      marks=needs_xdist),
         ("estimate_scale.py", ["--sizes", "20", "40", "--files", "2", "--rounds", "1"],
          ["estimate / collection (worst size)", "estimate memory per extra case"]),
+        ("review_page.py", ["--suites", "prompt_suites/quality_checks.yaml"],
+         ["page / images (bytes)", "build time per case"]),
     ],
 )  # fmt: skip
 def test_benchmark_script_runs(script: str, args: list[str], expected: list[str]) -> None:

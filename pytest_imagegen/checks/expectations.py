@@ -58,11 +58,14 @@ class Assessment:
     def accepted(self) -> int:
         return sum(self.passed)
 
-    def raise_for(self) -> None:
+    def raise_for(self, also: str | None = None) -> None:
+        """Raise listing every problem; ``also``: another check's failure (e.g. drift),
+        reported in the same message."""
+        more = [also] if also else []
         if self.problems:
-            raise ExpectationError("\n".join(self.problems + self.quality))
+            raise ExpectationError("\n".join(self.problems + self.quality + more))
         if self.quality:
-            raise QualityError("\n".join(self.quality))
+            raise QualityError("\n".join(self.quality + more))
 
 
 def assess(

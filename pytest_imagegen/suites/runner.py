@@ -13,12 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..api.errors import CassetteError, command
+from ..api.errors import CassetteError, ImagegenError, command
 from ..api.shape import request_params
 from ..cassettes.cassette import CaseCassette, CassetteState
 from ..cassettes.files import shown
 from ..cassettes.paths import suite_cassette_path, suite_images_dir
 from ..cassettes.store import ImageStore
+from ..checks.drift import DriftCheck
+from ..checks.drift import raise_for as drift_raise_for
 from ..checks.expectations import assess
 from ..money.context import RunContext
 from ..money.pipeline import (
@@ -53,6 +55,8 @@ def new_result(spec: CaseSpec, nodeid: str) -> CaseResult:
         group=nodeid.split("[", 1)[0] if spec.right_size_group else None,
         variant="-".join(f"{k}={v}" for k, v in spec.matrix) if spec.right_size_group else None,
         excluded=spec.excluded,
+        case_id=spec.id,
+        suite_file=str(spec.path),
     )
 
 
@@ -89,13 +93,18 @@ def obtain(
         return replay(spec, ctx, result, cassette)
     if state.status == "missing" and mode == "none":
         result.cassette = "missing"
+        result.rerecord_command = command("--imagegen-record-mode=once", result.nodeid)
+        result.rerecord_cost = result.list_cost  # review page (SPEC §17)
         raise CassetteError(
             f"no cassette for {result.nodeid}; record it with "
             f"{command('--imagegen-record-mode=once', result.nodeid)} (estimated cost {cost})"
         )
     if state.status == "stale" and mode in ("none", "once"):
         result.cassette = "stale"
-        changed = "\n".join(f"    {line}" for line in _named_changes(spec, state))
+        result.stale_changes = _named_changes(spec, state)  # review page (SPEC §17)
+        result.rerecord_command = command("--imagegen-record-mode=new_episodes", result.nodeid)
+        result.rerecord_cost = result.list_cost
+        changed = "\n".join(f"    {line}" for line in result.stale_changes)
         raise CassetteError(
             f"stale cassette for {result.nodeid}: the case changed since {cassette.path.name} "
             f"was recorded:\n{changed}\n"
@@ -334,13 +343,30 @@ def settle(spec: CaseSpec, ctx: RunContext, result: CaseResult, generation: Gene
 
 
 def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
-    """Preflight, obtain the images, settle the cost and check expectations."""
-    preflight(spec, ctx, result)
+    """Preflight, obtain the images, settle the cost and run every check (a failing quality
+    check does not hide a drift: all failures of the case are reported together)."""
+    from . import reviewdata
+
     cassette = open_cassette(spec, result.nodeid)
+    try:
+        return _run_case(spec, ctx, result, cassette)
+    except ImagegenError as exc:
+        result.failure = ctx.redactor.mask(str(exc))
+        result.failed_checks = reviewdata.failed_checks(exc, result)
+        raise
+    finally:  # what the review page shows, whatever the state (SPEC §17)
+        reviewdata.complete(spec, ctx, result, cassette)
+
+
+def _run_case(
+    spec: CaseSpec, ctx: RunContext, result: CaseResult, cassette: CaseCassette
+) -> Generation:
+    preflight(spec, ctx, result)
     generation = obtain(spec, ctx, result, cassette)
     if result.cassette != "replayed":
         settle(spec, ctx, result, generation)
     images = [image.data for image in generation.images]
+    shas = [image.sha256 for image in generation.images]
     result.revised_prompts = generation.revised_prompts
     verdicts = None
     if spec.expect.judge is not None:
@@ -354,7 +380,7 @@ def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
         spec.expect,
         images,
         fix=fix_hint(result.nodeid),
-        shas=[image.sha256 for image in generation.images],
+        shas=shas,
         images_dir=suite_images_dir(spec.path),
         redactor=ctx.redactor,
         verdicts=verdicts,
@@ -364,8 +390,12 @@ def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
     result.images = len(images)
     if assessment.quality:
         result.quality_check = "fail"
-    assessment.raise_for()
-    check_drift(spec, ctx, result, images, [image.sha256 for image in generation.images])
+    checked = not (assessment.problems or assessment.quality)
+    outcome = check_drift(spec, ctx, result, images, shas, auto_accept=checked)
+    if not checked:
+        drifted = outcome.message if outcome.status in ("fail", "missing") else None
+        assessment.raise_for(also=drifted)
+    drift_raise_for(outcome)
     return generation
 
 
@@ -375,8 +405,11 @@ def check_drift(
     result: CaseResult,
     images: list[bytes],
     shas: list[str | None] | None = None,
-) -> None:
-    """Compare with the suite's baseline; accept when just recorded or when asked to."""
+    *,
+    auto_accept: bool = True,
+) -> DriftCheck:
+    """Compare with the suite's baseline; accept when just recorded (``auto_accept``: the
+    images passed every quality check) or when asked to. The caller raises the outcome."""
     from ..checks import drift, perceptual
 
     s = ctx.settings
@@ -393,9 +426,10 @@ def check_drift(
         update=s.update_baselines,
         # a missing baseline is accepted while recording (not only for the cases recorded
         # now: an interrupted recording run still gets its baselines on the next run)
-        recorded=result.cassette in ("recorded", "live") or s.record_mode != "none",
+        recorded=auto_accept
+        and (result.cassette in ("recorded", "live") or s.record_mode != "none"),
         cache=ctx.baselines,
         html_dir=s.html_dir,
     )
     result.apply_drift(outcome)
-    drift.raise_for(outcome)
+    return outcome
