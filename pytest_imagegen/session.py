@@ -353,8 +353,12 @@ class ImagegenState:
         return groups(self.results)
 
     def fail(self, exc: BaseException | str) -> NoReturn:
-        """Fail the running test with a plugin message: no traceback, no API key."""
-        pytest.fail(self.ctx.redactor.mask(str(exc)), pytrace=False)
+        """Fail the running test with a plugin message: no traceback, no API key, shown once
+        (never chained to the error being handled when it was called)."""
+        try:
+            pytest.fail(self.ctx.redactor.mask(str(exc)), pytrace=False)
+        except pytest.fail.Exception as failed:
+            raise failed from None
 
     def mask_report(self, report: pytest.TestReport | pytest.CollectReport) -> None:
         """Last line of defence: no API key in what pytest prints or writes (-l, -vvv,
