@@ -154,7 +154,13 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
                     self._send_json(404, _error("Unknown control.", "invalid_request_error"))
                 return
             if self.path.startswith("/v1/files/"):
-                found = server.get_file(self.path.rsplit("/", 1)[-1])
+                failure = server._next_failure("files")
+                if failure and self._fail(failure):
+                    return
+                parts = urllib.parse.urlsplit(self.path)
+                tokens = urllib.parse.parse_qs(parts.query).get("token")
+                token = tokens[0] if tokens else None
+                found = server.get_file(parts.path.rsplit("/", 1)[-1], token)
                 if found is None:
                     self._send_json(404, _error("No such file.", "invalid_request_error"))
                     return
@@ -210,27 +216,26 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
                 with server._lock:
                     server.active -= 1
 
-        def _generation(self, body: Any, key: str, chat: bool = False) -> None:
-            failure = server._next_failure()
-            delay = server.latency + float((failure or {}).get("delay", 0))
-            if delay:
-                time.sleep(delay)
-            if failure and "raw" in failure:
+        def _fail(self, failure: dict[str, Any]) -> bool:
+            """Act out an injected failure; ``True`` when it answered (or hung up)."""
+            if failure.get("delay"):
+                time.sleep(float(failure["delay"]))
+            if "raw" in failure:
                 data = str(failure["raw"]).encode("utf-8")
                 self.send_response(int(failure.get("status", 200)))
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-                return
-            if failure and self._send_fault(failure):
-                return
-            if failure and failure.get("drop"):
+                return True
+            if self._send_fault(failure):
+                return True
+            if failure.get("drop"):
                 self.close_connection = True
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            if failure and failure.get("status"):
+                return True
+            if failure.get("status"):
                 status = int(failure["status"])
                 message, error_type, code = INJECTED_ERRORS.get(
                     status, ("Injected failure.", "server_error", None)
@@ -248,6 +253,14 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
                 self._send_json(
                     status, _error(failure.get("message", message), error_type, None, code), headers
                 )
+                return True
+            return False
+
+        def _generation(self, body: Any, key: str, chat: bool = False) -> None:
+            failure = server._next_failure("chat" if chat else "images")
+            if server.latency:
+                time.sleep(server.latency)
+            if failure and self._fail(failure):
                 return
             if not key:
                 self._send_json(401, _error(
