@@ -198,6 +198,10 @@ def _replayed(ctx: RunContext, result: CaseResult, meta: Mapping[str, Any]) -> N
     if ctx.session_id and meta.get("session") == ctx.session_id:
         result.cassette, result.saved = "recorded", 0.0
         result.actual_cost = float(meta.get("actual_cost") or 0.0)
+        notes = meta.get("notes")
+        result.notes += (
+            [str(n) for n in notes if isinstance(n, str)] if isinstance(notes, list) else []
+        )
         return
     result.cassette = "replayed"
     result.saved = float(meta.get("actual_cost") or result.list_cost or 0.0)
@@ -306,6 +310,7 @@ def record(
         list_cost=result.list_cost,
         actual_cost=call.booked,
         usage=generation.usage,
+        notes=list(result.notes),  # said again when this session replays it (the prefetch)
     )
     save_exchanges(cassette.path, persister, generation.exchanges)
     result.cassette = "recorded"
