@@ -223,6 +223,7 @@ class ImagegenState:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker or self.config.getoption("imagegen_ledger"):
             return
+        self._merge_interrupted()
         from .review.gate import compare
 
         estimating = self.config.getoption("imagegen_estimate")
@@ -340,10 +341,44 @@ class ImagegenState:
         import signal
         import threading
 
+        self.ctx.stopping = True
         self.ctx.abandon_open_calls()
+        self._interrupted(self.ctx.interrupted_results())
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
             self.exit_stack.callback(signal.signal, signal.SIGINT, previous)
+
+    def _interrupted(self, results: list[dict[str, Any]]) -> None:
+        """Tests a Ctrl-C cut short count in every figure (summary, JSON, JUnit) with what
+        they booked; an xdist worker hands them to the controller through the session
+        folder (its reports stop with the interrupt)."""
+        fresh = [r for r in results if r["nodeid"] not in self._results]
+        if not fresh:
+            return
+        if self.is_worker and self.ctx.session_dir is not None:
+            import json
+
+            from .api.locks import replace_private
+
+            path = self.ctx.session_dir / f"interrupted-{os.getpid()}.json"
+            replace_private(path, json.dumps(fresh))
+            return
+        for r in fresh:
+            self._results[r["nodeid"]] = r
+
+    def _merge_interrupted(self) -> None:
+        """On the controller: what workers cut short by Ctrl-C booked (see _interrupted)."""
+        import json
+
+        folder = self.ctx.session_dir
+        for path in sorted(folder.glob("interrupted-*.json")) if folder else []:
+            try:
+                found = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            for r in found if isinstance(found, list) else []:
+                if isinstance(r, dict) and isinstance(r.get("nodeid"), str):
+                    self._results.setdefault(r["nodeid"], r)
 
     # -- tests' own code: the imagegen marker and fixture
     @contextlib.contextmanager

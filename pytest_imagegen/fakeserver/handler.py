@@ -155,6 +155,14 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
                 return
             if self.path.startswith("/v1/files/"):
                 failure = server._next_failure("files")
+                if failure and "png" in failure:  # the download itself is the bomb
+                    data = bomb_png(*(int(v) for v in failure["png"]))
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/png")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 if failure and self._fail(failure):
                     return
                 parts = urllib.parse.urlsplit(self.path)
@@ -344,7 +352,7 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
             if "png" in failure:  # an image whose header claims W x H pixels
                 width, height = failure["png"]
                 b64 = base64.b64encode(bomb_png(int(width), int(height))).decode()
-                usage = {"input_tokens": 10, "output_tokens": 190,
+                usage = {"input_tokens": 10, "output_tokens": 30,
                          "input_tokens_details": {"text_tokens": 10, "image_tokens": 0}}  # fmt: skip
                 self._send_json(200, {"created": 1_700_000_000, "data": [{"b64_json": b64}],
                                       "usage": usage})  # fmt: skip

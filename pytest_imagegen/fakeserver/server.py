@@ -98,6 +98,7 @@ class FakeImagesServer:
         self.max_inflight = max_inflight  # answer 429 beyond this many in flight
         self.rate_limit = rate_limit  # images per minute, 429 beyond
         self.rejected = 0  # 429s sent for those limits
+        self.failures_started = 0  # injected failures being acted out (or done)
         self._sent: deque[tuple[float, int]] = deque()
         self._rendered: OrderedDict[int, str] = OrderedDict()  # picture signature -> prompt
         self.downloads = 0  # GETs of url images
@@ -223,6 +224,7 @@ class FakeImagesServer:
             for index, failure in enumerate(self._failures):
                 only = failure.get("only")
                 if only == route or (only is None and route != "files"):
+                    self.failures_started += 1
                     return self._failures.pop(index)
             return None
 

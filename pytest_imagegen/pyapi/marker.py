@@ -107,8 +107,47 @@ def recording_session(
     ledger_root: Path,
     abort: Callable[[BaseException], NoReturn],
 ) -> Iterator[Guard]:
-    """The test's cassette and guard, open for the duration of the test call."""
+    """The test's cassette and guard, open for the duration of the test call.
+
+    While recording, the test holds its cassette's lock: another pytest process recording
+    the same test waits, then replays what this one paid for (SPEC §12)."""
     mode = ctx.settings.record_mode
+    if mode == "none":
+        lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    else:
+        from ..api.locks import file_lock
+
+        lock_root = ctx.state_dir or cassette_path.parent
+        lock = file_lock(cassette_path, lock_root, timeout=ctx.settings.timeout * 10)
+    before = _stamp(cassette_path)
+    with lock:
+        if mode == "all" and _stamp(cassette_path) != before:
+            mode = "new_episodes"  # another process recorded it while this one waited
+        with _session(
+            ctx, result, cassette_path, images_dir, max_cost, ledger_root, abort, mode
+        ) as g:
+            yield g
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+@contextlib.contextmanager
+def _session(
+    ctx: RunContext,
+    result: CaseResult,
+    cassette_path: Path,
+    images_dir: Path,
+    max_cost: float | None,
+    ledger_root: Path,
+    abort: Callable[[BaseException], NoReturn],
+    mode: str,
+) -> Iterator[Guard]:
     moved = migrate_cassette(cassette_path)
     if moved:
         result.notes.append(moved)

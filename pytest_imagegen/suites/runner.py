@@ -9,6 +9,7 @@ the replay, the judge and the checks.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,7 +87,10 @@ def obtain(
     body = spec.request_body()
     prefetch_error = prefetch_failed(ctx.session_dir, result.nodeid)
     if prefetch_error is not None:  # its request was sent (or refused) already
-        raise CassetteError(prefetch_error)
+        message, result.actual_cost, result.attempts = prefetch_error
+        if result.actual_cost:
+            result.cassette = "live"
+        raise CassetteError(message)
     state = cassette.state(body)
     cost = format_usd(result.list_cost or 0.0)
     if state.status == "fresh" and (mode != "all" or cassette.recorded_by(ctx.session_id)):
@@ -182,14 +186,20 @@ def prefetch_error_path(session_dir: Path, nodeid: str) -> Path:
     return session_dir / f"prefetch-{hashlib.sha256(nodeid.encode()).hexdigest()[:24]}.txt"
 
 
-def prefetch_failed(session_dir: Path | None, nodeid: str) -> str | None:
-    """The error a concurrent prefetch of ``nodeid`` ended with (any process of the session)."""
+def prefetch_failed(session_dir: Path | None, nodeid: str) -> tuple[str, float, int] | None:
+    """The error a concurrent prefetch of ``nodeid`` ended with (any process of the session),
+    with what it booked and its attempts."""
     if session_dir is None:
         return None
     try:
-        return prefetch_error_path(session_dir, nodeid).read_text(encoding="utf-8")
+        text = prefetch_error_path(session_dir, nodeid).read_text(encoding="utf-8")
     except OSError:
         return None
+    try:
+        data = json.loads(text)
+        return str(data["message"]), float(data["actual_cost"]), int(data["attempts"])
+    except (ValueError, KeyError, TypeError):
+        return text, 0.0, 0
 
 
 def _replayed(ctx: RunContext, result: CaseResult, meta: Mapping[str, Any]) -> None:
