@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .api.errors import ImagegenError
+from .housekeeping import show_prune
 from .session import (
     SKIP_DIRS,
     ImagegenState,
@@ -49,7 +50,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"pytest-imagegen: {exc}") from None
     config.stash[state_key] = state
     config.pluginmanager.register(state, "imagegen-state")
-    if config.getoption("imagegen_estimate") or config.getoption("imagegen_ledger"):
+    if any(config.getoption(o) for o in ("imagegen_estimate", "imagegen_ledger", "imagegen_prune")):
         # nothing runs: keep pytest-xdist from starting workers
         config.option.dist = "no"
         config.option.tx = []
@@ -59,11 +60,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    """``--imagegen-ledger`` prints the spend ledger instead of running tests."""
-    if config.getoption("imagegen_ledger"):
-        from _pytest.main import wrap_session
+    """``--imagegen-ledger`` prints the spend ledger, ``--imagegen-prune`` the unreferenced
+    images, instead of running tests."""
+    for option, show in (("imagegen_ledger", show_ledger), ("imagegen_prune", show_prune)):
+        if config.getoption(option):
+            from _pytest.main import wrap_session
 
-        return wrap_session(config, show_ledger)
+            return wrap_session(config, show)
     return None
 
 

@@ -20,7 +20,7 @@ from ..cassettes.files import shown
 from ..cassettes.format import new_meta
 from ..cassettes.paths import sanitize_id
 from ..cassettes.persister import Persister, open_cassette
-from ..cassettes.store import ImageStore
+from ..cassettes.remote import image_store
 from ..money.context import RunContext
 from ..review.results import CaseResult
 from .guard import Guard
@@ -115,7 +115,7 @@ def recording_session(
     existed = cassette_path.is_file()
     node = result.nodeid
     fix = f"re-record it with {command('--imagegen-record-mode=all', node)}"
-    persister = Persister(ImageStore(images_dir), ctx.redactor, fix=fix, fresh=mode == "all")
+    persister = Persister(image_store(ctx, images_dir), ctx.redactor, fix=fix, fresh=mode == "all")
     route = FakeRoute(ctx.settings.base_url) if ctx.settings.fake_server else None
     with open_cassette(cassette_path, persister, mode=mode, record_on_exception=True) as cassette:
         guard = Guard(

@@ -19,7 +19,7 @@ from ..api.shape import request_params
 from ..cassettes.cassette import CaseCassette, CassetteState
 from ..cassettes.files import shown
 from ..cassettes.paths import suite_cassette_path, suite_images_dir
-from ..cassettes.store import ImageStore
+from ..cassettes.remote import image_store
 from ..checks.expectations import assess
 from ..money.context import RunContext
 from ..money.pipeline import actual_ceiling_error, list_ceiling_error, paid_request, price_response
@@ -158,7 +158,7 @@ def replay(
     from ..cassettes.persister import Persister
     from ..cassettes.persister import open_cassette as vcr_cassette
 
-    store = ImageStore(suite_images_dir(spec.path))
+    store = image_store(ctx, suite_images_dir(spec.path))
     fast = cassette.generation(spec.request_body(), store)
     if fast is not None:
         generation, meta = fast
@@ -204,7 +204,7 @@ def record(
     client = ctx.client(private=direct)  # raises before anything is sent when no key is set
     body = spec.request_body()
     persister = Persister(
-        ImageStore(suite_images_dir(spec.path)), ctx.redactor, fix=fix, fresh=True
+        image_store(ctx, suite_images_dir(spec.path)), ctx.redactor, fix=fix, fresh=True
     )
     persister.request_body = body
     list_cost = costing.image_list_cost(ctx, spec)
@@ -327,6 +327,7 @@ def check_drift(
         prompt=spec.prompt,
         baseline_file=perceptual.baseline_path(spec.path),
         images_dir=suite_images_dir(spec.path),
+        store=image_store(ctx, suite_images_dir(spec.path)),
         thresholds=drift.thresholds_for(spec.expect.drift, s.drift_thresholds),
         mode=s.drift_mode,
         update=s.update_baselines,
