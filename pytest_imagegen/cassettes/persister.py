@@ -141,7 +141,6 @@ class Persister:
         # images were written by _externalize already: the YAML comes last
         atomic_write(path, (header + text).encode("utf-8"))
         self.saved = True
-        self.images.check_uploaded()  # an image store that could not be reached: say so
 
     # helpers
     def _externalize(self, response: dict[str, Any], refs: list[str]) -> dict[str, Any]:

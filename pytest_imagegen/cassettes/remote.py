@@ -73,6 +73,18 @@ class StoreUnreachable(Exception):
     """The store could not be asked (network, credentials, permissions)."""
 
 
+def intercepted() -> bool:
+    """A vcrpy cassette is open in this process: its process-wide patches of the HTTP
+    clients would refuse the store's traffic, or worse, record it into the cassette."""
+    import http.client
+    import sys
+
+    if str(getattr(http.client.HTTPConnection, "__module__", "")).startswith("vcr."):
+        return True
+    session = getattr(sys.modules.get("aiohttp.client"), "ClientSession", None)
+    return str(getattr(getattr(session, "_request", None), "__module__", "")).startswith("vcr.")
+
+
 class Remote:
     """One image store of a session: an fsspec file system made on first use.
 
@@ -104,6 +116,11 @@ class Remote:
     def _call(self, action: Any) -> Any:
         if self.down is not None:
             raise StoreUnreachable(self.down)
+        if intercepted():
+            raise StoreUnreachable(
+                "not used while a cassette records this test's HTTP calls; the images are "
+                "read and uploaded before and after it"
+            )
         try:
             with self._lock:
                 if self._fs is None:
@@ -201,10 +218,12 @@ class ImageCache:
 class RemoteImageStore(ImageStore):
     """The local sidecar folder, backed by an image store and a local cache.
 
-    ``put`` writes the sidecar and uploads it (once); ``load`` reads the sidecar, else the
-    cache, else the store (verified, then cached). ``sync`` (a recording run): an image
-    read from the local folder is uploaded too when the store lacks it, so a recording
-    whose upload failed is completed by running it again.
+    ``put`` writes the sidecar and queues it; :meth:`flush` uploads what was queued (once
+    per image: nothing is sent for an object the store has), after the cassette was
+    written and its vcrpy context closed (vcrpy's patches are process-wide). ``load``
+    reads the sidecar, else the cache, else the store (verified, then cached). ``sync`` (a
+    recording run): an image read from the local folder is uploaded too when the store
+    lacks it, so a recording whose upload failed is completed by running it again.
     """
 
     def __init__(self, directory: Path, remote: Remote, cache: ImageCache, *, sync: bool) -> None:
@@ -213,22 +232,26 @@ class RemoteImageStore(ImageStore):
         self.remote = remote
         self.cache = cache
         self.sync = sync
-        self.pending: list[tuple[str, str]] = []  # (reference, why its upload failed)
+        self.queued: dict[str, bytes] = {}  # written locally, not uploaded yet
 
     def put(self, data: bytes) -> str:
         ref = super().put(data)
-        try:
-            self.remote.upload(ref, data)
-        except StoreUnreachable as exc:
-            self.pending.append((ref, str(exc)))
+        if ref not in self.remote.present:
+            self.queued[ref] = data
         return ref
 
-    def check_uploaded(self) -> None:
-        if not self.pending:
+    def flush(self) -> None:
+        failed: list[tuple[str, str]] = []
+        for ref, data in list(self.queued.items()):
+            try:
+                self.remote.upload(ref, data)
+            except StoreUnreachable as exc:
+                failed.append((ref, str(exc)))
+            self.queued.pop(ref, None)
+        if not failed:
             return
-        refs = ", ".join(ref for ref, _ in self.pending)
-        reason = self.pending[0][1]
-        self.pending = []
+        refs = ", ".join(ref for ref, _ in failed)
+        reason = failed[0][1]
         raise UploadFailed(
             f"image(s) {refs} could not be uploaded to the image store {self.url} ({reason}); "
             f"they are kept in {shown(self.directory)} and the cassette is saved, so nothing "

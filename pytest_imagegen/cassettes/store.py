@@ -87,8 +87,9 @@ class ImageStore:
         atomic_write(path, data)  # missing, or damaged: (re)written
         return ref
 
-    def check_uploaded(self) -> None:
-        """Raise :class:`UploadFailed` for images ``put`` could not upload (none here)."""
+    def flush(self) -> None:
+        """Upload what ``put`` stored to the image store behind the folder (none here);
+        :class:`UploadFailed` when that fails. Call it outside any vcrpy cassette."""
 
     def path(self, digest: object, ext: object) -> Path:
         """The file of a (validated) image reference; :class:`UnsafePath` if forged."""

@@ -242,6 +242,7 @@ def record(
     if direct:
         client.close()
     result.cassette = "recorded" if persister.saved else "live"
+    persister.images.flush()  # to the image store, if any: after vcrpy let go of HTTP
     return generation
 
 
