@@ -25,16 +25,12 @@ import pytest
 from pytest_imagegen.cassettes import prune
 from pytest_imagegen.fakeserver import FakeImagesServer
 
-from .conftest import CANARY_KEY, needs_xdist, write_suite
+from .conftest import CANARY_KEY, needs_s3, needs_xdist, write_suite
 
 with contextlib.suppress(ImportError):  # loaded once: pytester's in-process runs reuse it
     import fsspec
     import s3fs  # noqa: F401
 
-needs_s3 = pytest.mark.skipif(
-    importlib.util.find_spec("s3fs") is None or importlib.util.find_spec("moto") is None,
-    reason="needs s3fs and moto[server]: pip install -e '.[test]'",
-)
 
 AWS_KEY_ID = "AKIACANARY7Q2XG5L0ZZ"
 AWS_SECRET = "canary-aws-secret-5f0c1e9d8b7a6f4e3d2c1b0a"
@@ -214,6 +210,24 @@ def test_prune_value_is_checked(project: pytest.Pytester) -> None:
     result = project.runpytest("--imagegen-prune=everything")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "invalid choice: 'everything'" in result.stderr.str()
+
+
+def test_a_git_lfs_pointer_is_named_as_such(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
+    """A checkout made without Git LFS has pointer files where the images should be."""
+    write_suite(project, "s", suite_text(kite="A red kite"))
+    project.runpytest("--imagegen-record-mode=once").assert_outcomes(passed=1)
+    (name,) = sidecars(project.path)
+    (project.path / IMAGES / name).write_text(
+        f"version https://git-lfs.github.com/spec/v1\noid sha256:{name[:64]}\nsize 12345\n"
+    )
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [f"*image file prompt_suites/cassettes/images/{name} is a Git LFS pointer, not the image: "
+         "fetch the images with `git lfs pull`*"]
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------- the store
@@ -524,8 +538,21 @@ def test_store_credentials_never_reach_any_output(
         assert not [t[:200] for t in texts if secret in t], secret
 
 
-def test_a_bad_store_url_is_a_usage_error(project: pytest.Pytester) -> None:
-    project.makeini("[pytest]\nimagegen_image_store = bucket-without-scheme\n")
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        (
+            "bucket-without-scheme",
+            "'bucket-without-scheme' is not a URL such as s3://bucket/prefix",
+        ),
+        ("nosuchproto://user:hunter22@host/x", "nosuchproto://host/x: "),
+    ],
+)
+def test_a_bad_store_url_is_a_usage_error(project: pytest.Pytester, url: str, message: str) -> None:
+    pytest.importorskip("fsspec")
+    project.makeini(f"[pytest]\nimagegen_image_store = {url}\n")
     result = project.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "ini imagegen_image_store: 'bucket-without-scheme' is not a URL" in result.stderr.str()
+    err = result.stderr.str()
+    assert f"pytest-imagegen: ini imagegen_image_store: {message}" in err, err
+    assert "hunter22" not in err  # a URL is never shown with its password

@@ -9,8 +9,9 @@ names is ever removed.
   ``cassettes`` folder: suite and marked-test cassettes, pending cassettes, judge
   data-URL sidecars, edit inputs' sha256) and every baseline (``baselines/*.json``), of
   every suite (suites of one folder share one images folder), plus any sha256 another
-  YAML/JSON file under the roots mentions (a suite naming a sidecar as an edit input,
-  the plugin's own state). A reference is a sha256, whatever the extension.
+  YAML file under the roots mentions (a suite naming a sidecar as an edit input, a kept
+  answer). Reports and the spend ledger are history, not references. A reference is a
+  sha256, whatever the extension.
 * A cassette or baseline that cannot be read is not guessed at: deleting is refused
   while one is damaged, naming it.
 * A file written in the last minute is kept: a recording may be about to write the
@@ -136,8 +137,9 @@ def _read(path: Path, parts: set[str], out: Scan, shown: Callable[[Path], str]) 
             out.sidecars.append((path, stat.st_size, stat.st_mtime))
         return
     suffix = path.suffix.lower()
-    if suffix not in (".yaml", ".yml", ".json", ".jsonl"):
-        return
+    is_baseline = suffix == ".json" and path.parent.name == "baselines"
+    if suffix not in (".yaml", ".yml") and not is_baseline:
+        return  # reports and the ledger are history, not references
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
@@ -153,7 +155,7 @@ def _read(path: Path, parts: set[str], out: Scan, shown: Callable[[Path], str]) 
             out.damaged.append(str(exc))
             return
         out.references |= _tokens(_strings(data))
-    elif suffix == ".json" and path.parent.name == "baselines":
+    elif is_baseline:
         try:
             data = json.loads(text)
         except ValueError as exc:

@@ -266,7 +266,7 @@ class RemoteImageStore(ImageStore):
         except ImageUnavailable:  # corrupt, or a Git LFS pointer: the store's copy is used
             data = None
         if data is not None:
-            if self.sync and ref not in self.remote.present:
+            if self.sync and ref not in self.remote.present and not intercepted():
                 try:
                     self.remote.upload(ref, data)
                 except StoreUnreachable as exc:
