@@ -12,8 +12,9 @@ store's local cache vs from sidecars in the repository.
    that never prunes holds). Target (issue 22): with prune <= 1.05x one recording.
 2. The same N cases recorded with ``imagegen_image_store`` on moto's S3 server (loopback,
    started here), then replayed offline with the sidecars in the repository, and with
-   them deleted from a warm cache (one cold replay filled it). Per-case JUnit times
-   (setup + call + teardown; the mean without the slowest), best of ``--rounds``. Target: <= 1.2x.
+   a checkout without them from a warm cache (one cold replay filled it), in alternation.
+   Per case: wall time around each test (setup, call, teardown), the mean without the
+   slowest, best of ``--rounds``. Target: <= 1.2x.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import KEY, fake_server, junit_times, pytest_args, ratio_line, run, workdir, write
+from _common import KEY, fake_server, pytest_args, ratio_line, run, workdir, write
 
 OFFLINE = {"IMAGEGEN_BASE_URL": "http://127.0.0.1:9/v1", "IMAGEGEN_API_KEY": ""}
 
@@ -117,32 +118,55 @@ def s3_server() -> Iterator[dict[str, str]]:
         server.stop()
 
 
-def best_replay(project: Path, env: dict[str, str], rounds: int) -> float:
-    junit = project / "junit.xml"
-    best = float("inf")
-    for _ in range(rounds):
-        run(pytest_args(f"--junitxml={junit}"), project, env={**env, **OFFLINE})
-        times = sorted(junit_times(junit).values())
-        # JUnit rounds to 1 ms: a mean is finer than a median; the slowest (the first
-        # case's lazy imports) is left out
-        best = min(best, statistics.mean(times[:-1] if len(times) > 1 else times))
-    return best
+TIMER = """
+import json, time
+from pathlib import Path
+
+import pytest
+
+TIMES = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    start = time.perf_counter()
+    yield
+    TIMES[item.nodeid] = time.perf_counter() - start
+
+
+def pytest_sessionfinish(session):
+    Path(__file__).with_name("times.json").write_text(json.dumps(TIMES))
+"""
+
+
+def per_case(project: Path, env: dict[str, str]) -> float:
+    """One offline replay; seconds per case (perf_counter around each test's protocol; the
+    slowest, the first case's lazy imports, left out)."""
+    run(pytest_args(), project, env={**env, **OFFLINE})
+    times = sorted(json.loads((project / "times.json").read_text()).values())
+    return statistics.mean(times[:-1] if len(times) > 1 else times)
 
 
 def replays(root: Path, url: str, n: int, size: str, rounds: int) -> tuple[float, float]:
-    """Per-case replay seconds: sidecars in the repository, and from the store's warm cache."""
-    project = root / "store"
+    """Per-case replay seconds: sidecars in the repository, and from the store's warm cache
+    (the two replayed in alternation, best of ``rounds`` each)."""
+    local = root / "store"
     ini = "[pytest]\nimagegen_image_store = s3://bench/images\nimagegen_image_cache = cache\n"
-    write(project / "pytest.ini", ini)
-    write(project / "prompt_suites" / "s.yaml", suite(n, size, 0))
+    write(local / "pytest.ini", ini)
+    write(local / "conftest.py", TIMER)
+    write(local / "prompt_suites" / "s.yaml", suite(n, size, 0))
     with s3_server() as aws:
         env = {**aws, "IMAGEGEN_BASE_URL": url, "IMAGEGEN_API_KEY": KEY}
-        run(pytest_args("--imagegen-record-mode=once"), project, env=env)
-        local = best_replay(project, aws, rounds)
-        shutil.rmtree(project / "prompt_suites" / "cassettes" / "images")
-        run(pytest_args(), project, env={**aws, **OFFLINE})  # cold: fills the cache
-        cached = best_replay(project, {**aws, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, rounds)
-    return local, cached
+        run(pytest_args("--imagegen-record-mode=once"), local, env=env)
+        cached = root / "store-clone"  # a checkout without the sidecars
+        shutil.copytree(local, cached, ignore=shutil.ignore_patterns("*.png", "cache"))
+        per_case(cached, aws)  # cold: fills the cache from the store
+        offline = {**aws, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+        best_local = best_cached = float("inf")
+        for _ in range(rounds):
+            best_local = min(best_local, per_case(local, offline))
+            best_cached = min(best_cached, per_case(cached, offline))
+    return best_local, best_cached
 
 
 def main(argv: list[str] | None = None) -> int:
