@@ -68,7 +68,9 @@ def fake_server(latency: float = 0.0, *extra: str) -> Iterator[str]:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         url = next(word for word in line.split() if word.startswith("http://"))
-        yield url.rstrip("/").removesuffix("/v1") + "/v1"
+        base = url.rstrip("/").removesuffix("/v1") + "/v1"
+        TOKENS[base] = line.rsplit("X-Fake-Token:", 1)[-1].strip(" )\n")
+        yield base
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -95,12 +97,18 @@ def ratio_line(name: str, value: float, target: str, ok: bool) -> str:
     return f"{name:<44} {value:8.3f}   target {target:<8} {'MET' if ok else 'MISSED'}"
 
 
+TOKENS: dict[str, str] = {}  # base URL -> the fake server's admin token
+
+
 def stats(url: str) -> dict[str, int]:
     """The fake server's counters (requests, peak in flight, 429s sent, ...)."""
     import json
     import urllib.request
 
-    with urllib.request.urlopen(url.removesuffix("/v1") + "/_fake/stats") as response:
+    request = urllib.request.Request(
+        url.removesuffix("/v1") + "/_fake/stats", headers={"X-Fake-Token": TOKENS[url]}
+    )
+    with urllib.request.urlopen(request) as response:
         data: dict[str, int] = json.load(response)
     return data
 
@@ -109,6 +117,9 @@ def reset(url: str) -> None:
     import urllib.request
 
     request = urllib.request.Request(
-        url.removesuffix("/v1") + "/_fake/reset", data=b"{}", method="POST"
+        url.removesuffix("/v1") + "/_fake/reset",
+        data=b"{}",
+        method="POST",
+        headers={"X-Fake-Token": TOKENS[url]},
     )
     urllib.request.urlopen(request).close()

@@ -157,6 +157,26 @@ def add_options(parser: pytest.Parser) -> None:
         "them); default: ini imagegen_concurrency, 1 = one at a time. Under xdist each "
         "worker records its share.",
     )
+    # -- review and approval (issue 21, SPEC §17) ---------------------------------------
+    group.addoption(
+        "--imagegen-approve",
+        action="store",
+        default=None,
+        metavar="approvals.json",
+        help="accept as baselines exactly the images named in an approvals.json downloaded "
+        "from the review page (--imagegen-html), e.g. from a CI artifact; runs no test. "
+        "Unknown tests, and images missing from the image store or not matching their "
+        "sha256, are refused by name and nothing is written.",
+    )
+    group.addoption(
+        "--imagegen-review",
+        action="store_true",
+        default=False,
+        help="run the selected tests (replay unless a record mode says otherwise), then serve "
+        "the review page on 127.0.0.1 (a free port, a random token in the URL printed on "
+        "stdout) with Approve / Reject buttons that write baselines at once; Ctrl-C stops.",
+    )
+    # -- end of review and approval -------------------------------------------------------
     parser.addini(
         "imagegen_concurrency",
         default="1",
@@ -185,6 +205,12 @@ def add_options(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "imagegen_timeout", default="180", help="seconds before a request times out (default 180)"
+    )
+    parser.addini(
+        "imagegen_max_response_mb",
+        default="64",
+        help="largest answer read, in MB once decompressed (default 64); a bigger one is cut "
+        "off and booked at list cost (an unknown outcome)",
     )
     parser.addini(
         "imagegen_max_retries",
@@ -345,6 +371,8 @@ def read_settings(config: pytest.Config) -> tuple[Settings, PriceTable]:
         ),
         html_dir=(config.invocation_params.dir / html_dir).resolve() if html_dir else None,
     )
+    if settings.html_dir is None and config.getoption("imagegen_review"):  # issue 21
+        settings = dataclasses.replace(settings, html_dir=root.resolve() / ".imagegen" / "review")
     prices_file = config.getini("imagegen_prices")
     prices = PriceTable.load(
         (root / prices_file) if prices_file else None,
@@ -364,8 +392,12 @@ def read_settings(config: pytest.Config) -> tuple[Settings, PriceTable]:
     )
     if concurrency is not None and concurrency != int(concurrency):
         raise ImagegenError(f"--imagegen-concurrency: must be a whole number, got {concurrency:g}")
+    max_mb = parse_number(
+        config.getini("imagegen_max_response_mb"), "ini imagegen_max_response_mb", positive=True
+    )
     settings = dataclasses.replace(
         settings,
+        max_response_mb=max_mb if max_mb is not None else 64.0,
         concurrency=int(concurrency or 1),
         judge_model=judge_model,
         judge_min_score=min_score if min_score is not None else 0.7,

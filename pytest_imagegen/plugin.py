@@ -14,15 +14,8 @@ import pytest
 
 from .api.errors import ImagegenError
 from .housekeeping import show_prune
-from .session import (
-    SKIP_DIRS,
-    ImagegenState,
-    XdistHooks,
-    build_state,
-    get_state,
-    show_ledger,
-    state_key,
-)
+from .session import SKIP_DIRS, ImagegenState, XdistHooks, get_state, state_key
+from .startup import build_state, show_ledger
 
 if TYPE_CHECKING:
     from .pyapi.fixture import Imagegen
@@ -50,7 +43,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"pytest-imagegen: {exc}") from None
     config.stash[state_key] = state
     config.pluginmanager.register(state, "imagegen-state")
-    if any(config.getoption(o) for o in ("imagegen_estimate", "imagegen_ledger", "imagegen_prune")):
+    if (
+        config.getoption("imagegen_estimate")
+        or config.getoption("imagegen_ledger")
+        or config.getoption("imagegen_approve")  # applied once, in this process
+        or config.getoption("imagegen_prune")  # image store (issue 22): runs no tests
+    ):
         # nothing runs: keep pytest-xdist from starting workers
         config.option.dist = "no"
         config.option.tx = []
@@ -74,6 +72,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Close clients, remove the session budget file, stop the fake server."""
     state = config.stash.get(state_key, None)
     if state is not None:
+        if config.getoption("imagegen_review"):  # serve the review page until Ctrl-C
+            from .suites.reviewing import serve
+
+            serve(state)
         state.close()
         config.pluginmanager.unregister(state)
 

@@ -10,7 +10,6 @@ written by the modules that own them.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from .api.settings import Settings
 from .cassettes.files import relative_to
 from .money.context import RunContext
 from .money.prices import PriceTable
-from .options import RunOptions, ini_dir, read_run_options, read_settings
+from .options import RunOptions
 
 if TYPE_CHECKING:
     from .pyapi.fixture import Imagegen
@@ -136,14 +135,15 @@ class ImagegenState:
         """At unconfigure: clients, the session budget file, the fake server."""
         self.exit_stack.close()
         self.ctx.close()
+        from .api.locks import remove_locks, remove_session_dir
+
         if self.owns_budget and self.ctx.budget is not None:
             self.ctx.budget.remove()
         if self.owns_limiter and self.ctx.limiter is not None:
             self.ctx.limiter.remove()
         if not self.is_worker and self.ctx.session_dir is not None:
-            import shutil
-
-            shutil.rmtree(self.ctx.session_dir, ignore_errors=True)
+            remove_session_dir(self.ctx.session_dir)
+        remove_locks()
         if self.fake_server is not None:
             self.fake_server.stop()
 
@@ -197,6 +197,11 @@ class ImagegenState:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        if self.config.getoption("imagegen_approve"):  # issue 21: apply, run no test
+            from .suites import reviewing
+
+            cases = [(i.nodeid, spec) for i in session.items if (spec := case_spec(i)) is not None]
+            return reviewing.approve(self, session, cases)
         if not self.config.getoption("imagegen_estimate"):
             self._prefetch(session)
             return None
@@ -251,6 +256,7 @@ class ImagegenState:
                 cost_limit=limit,
                 groups=self.right_size_groups(),
                 redactor=self.ctx.redactor,
+                root=self.config.rootpath,
             )
         except (OSError, ImagegenError) as exc:  # the summary is still printed
             self.finish_lines.append(f"reports NOT written: {exc}")
@@ -265,6 +271,9 @@ class ImagegenState:
             full = dict(self.worker_full_files[0])
             for other in self.worker_full_files[1:]:
                 full = {k: v for k, v in full.items() if other.get(k) == v}
+        from .suites import reviewing  # issue 21: approvals are recorded, the page written
+
+        reviewing.stamp_approvals(self)
         updates = [u for r in self.results for u in r.get("baseline_updates") or []]
         prune = full if self.settings.update_baselines else None
         if updates or prune:
@@ -272,16 +281,16 @@ class ImagegenState:
 
             try:
                 self.finish_lines += drift.apply_updates(
-                    updates, prune, self.ctx.redactor, lambda d: image_store(self.ctx, d)
+                    updates,
+                    prune,
+                    self.ctx.redactor,
+                    lock_root=self.ctx.state_dir,
+                    stores=lambda d: image_store(self.ctx, d),
                 )
             except ImagegenError as exc:
                 self.finish_lines.append(f"baselines NOT written: {exc}")
         if self.settings.html_dir is not None:
-            from .review import html
-
-            index = html.write(
-                self.settings.html_dir, self.results, self.ctx.redactor, self.right_size_groups()
-            )
+            index = reviewing.write_page(self, self.settings.html_dir)
             self.finish_lines.append(f"visual review: {relative(self.config, index)}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -313,6 +322,9 @@ class ImagegenState:
         s = self.settings
         if s.concurrency <= 1 or s.record_mode == "none" or self.is_controller_of_workers:
             return
+        o = self.config.option
+        if o.collectonly or getattr(o, "setuponly", False) or getattr(o, "setupplan", False):
+            return  # nothing is ever sent outside the test loop (SPEC §12)
         from .suites import prefetch
 
         worker = None
@@ -320,15 +332,28 @@ class ImagegenState:
             given = self.config.workerinput  # type: ignore[attr-defined]
             worker = (int(str(given["workerid"]).lstrip("gw") or 0), int(given["workercount"]))
         cases = [(i.nodeid, spec) for i in session.items if (spec := case_spec(i)) is not None]
-        # split the selected cases first (the same list on every worker), then keep those
-        # whose request the record mode will send
-        mine = [c for c in prefetch.share(cases, worker) if prefetch.will_send(c[1], self.ctx)]
-        if not mine:
-            return
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        write, live = prefetch.terminal_writer(tr, self.config.getoption("verbose") < -1)
-        progress = prefetch.Progress(len(mine), write, live)
-        prefetch.run(mine, self.ctx, s.concurrency, self.ctx.session_dir, progress)
+        prefetch.for_session(cases, self.ctx, worker, tr, self.config.getoption("verbose") < -1)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """A rerun (pytest-rerunfailures) starts from a fresh result: its figures replace
+        the earlier run's instead of adding to them."""
+        from .pyapi.runtime import result_key
+
+        if result_key in item.stash:
+            del item.stash[result_key]
+
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        """Ctrl-C: every paid call still open is booked now (in flight: its list cost), and
+        further Ctrl-Cs are ignored so the reports and the ledger are not cut short."""
+        import signal
+        import threading
+
+        self.ctx.abandon_open_calls()
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            self.exit_stack.callback(signal.signal, signal.SIGINT, previous)
 
     # -- tests' own code: the imagegen marker and fixture
     @contextlib.contextmanager
@@ -351,6 +376,9 @@ class ImagegenState:
         if when == "call" and result is not None and result.list_cost is not None:
             result.outcome = report.outcome
             report.imagegen = self.ctx.redactor.mask_data(result.to_dict())  # type: ignore[attr-defined]
+            from .review.htmlextras import add_extras  # pytest-html, when it is writing
+
+            add_extras(self.config, report, report.imagegen)
 
     def right_size_groups(self) -> list[Any] | None:
         """The right-sizing groups of the run (``--imagegen-right-size``), else ``None``."""
@@ -361,25 +389,19 @@ class ImagegenState:
         return groups(self.results)
 
     def fail(self, exc: BaseException | str) -> NoReturn:
-        """Fail the running test with a plugin message: no traceback, no API key."""
-        pytest.fail(self.ctx.redactor.mask(str(exc)), pytrace=False)
+        """Fail the running test with a plugin message: no traceback, no API key, and no
+        "During handling of the above exception" chain when called while handling one."""
+        try:
+            pytest.fail(self.ctx.redactor.mask(str(exc)), pytrace=False)
+        except pytest.fail.Exception as failure:
+            failure.__context__ = None
+            failure.__suppress_context__ = True
+            raise failure from None
 
     def mask_report(self, report: pytest.TestReport | pytest.CollectReport) -> None:
         """Last line of defence: no API key in what pytest prints or writes (-l, -vvv,
         JUnit XML, captured output), whatever object's repr carried it."""
-        redactor = self.ctx.redactor
-        if not redactor:
-            return
-        longrepr = report.longrepr
-        if longrepr is not None:
-            text = str(longrepr)
-            if redactor.find(text):
-                report.longrepr = redactor.mask(text)
-        report.sections = [(name, redactor.mask(body)) for name, body in report.sections]
-        if isinstance(report, pytest.TestReport):
-            report.user_properties = [
-                (redactor.mask(str(k)), redactor.mask_data(v)) for k, v in report.user_properties
-            ]
+        self.ctx.redactor.mask_report(report)
 
 
 class XdistHooks:
@@ -394,6 +416,7 @@ class XdistHooks:
             node.workerinput["imagegen_budget"] = str(ctx.budget.path)
         node.workerinput["imagegen_session_id"] = ctx.session_id
         node.workerinput["imagegen_session_dir"] = str(ctx.session_dir or "")
+        node.workerinput["imagegen_state_dir"] = str(ctx.state_dir or "")
         if ctx.limiter is not None:
             node.workerinput["imagegen_limiter"] = ctx.limiter.describe()
 
@@ -416,98 +439,3 @@ def case_spec(item: pytest.Item) -> CaseSpec | None:
 
     spec = getattr(item, "spec", None)
     return spec if isinstance(spec, CaseSpec) else None
-
-
-def build_state(config: pytest.Config) -> ImagegenState:
-    """The session state from the options (``ImagegenError`` when one is invalid)."""
-    settings, prices = read_settings(config)
-    options = read_run_options(config)
-    invocation = config.invocation_params.dir
-    explicit = frozenset((invocation / arg.split("::")[0]).resolve() for arg in config.args if arg)
-    state = ImagegenState(config, settings, prices, explicit, options)
-    _configure_costs(config, state)
-    _configure_session(config, state)
-    if config.getoption("imagegen_fake_server"):
-        from .fakeserver import FakeImagesServer
-        from .pyapi.transports import FakeRoute, rerouted
-
-        state.fake_server = FakeImagesServer().start()
-        state.settings = state.ctx.settings = dataclasses.replace(
-            settings,
-            base_url=state.fake_server.url,
-            base_url_source="--imagegen-fake-server",
-            fake_server=True,
-        )
-        state.ctx.environ = {**os.environ, "IMAGEGEN_API_KEY": "fake-server-key"}
-        state.exit_stack.enter_context(rerouted(FakeRoute(state.fake_server.url)))
-    return state
-
-
-def _configure_session(config: pytest.Config, state: ImagegenState) -> None:
-    """The session's id, scratch folder and shared rate limiter (the xdist controller makes
-    them; its workers get them through ``workerinput``)."""
-    from .api.limiter import SharedLimiter
-
-    if state.is_worker:
-        given = config.workerinput  # type: ignore[attr-defined]
-        state.ctx.session_id = str(given.get("imagegen_session_id") or "")
-        folder = given.get("imagegen_session_dir")
-        state.ctx.session_dir = Path(folder) if folder else None
-        if given.get("imagegen_limiter"):
-            state.ctx.limiter = SharedLimiter.from_description(given["imagegen_limiter"])
-        return
-    import tempfile
-    import uuid
-
-    state.ctx.session_id = uuid.uuid4().hex
-    state.ctx.session_dir = Path(tempfile.mkdtemp(prefix="imagegen-session-"))
-    o = state.options
-    if o.rate_limit is not None or o.max_inflight is not None:
-        state.ctx.limiter = SharedLimiter.create(o.max_inflight, o.rate_limit)
-        state.owns_limiter = True
-
-
-def _configure_costs(config: pytest.Config, state: ImagegenState) -> None:
-    """The session budget, and on the controller: writable report paths, the cost baseline."""
-    from .money.budget import SessionBudget
-
-    o = state.options
-    if state.is_worker:
-        path = config.workerinput.get("imagegen_budget")  # type: ignore[attr-defined]
-        if path:
-            state.ctx.budget = SessionBudget(Path(path))
-        return
-    if o.budget is not None:
-        state.ctx.budget = SessionBudget.create(o.budget)
-        state.owns_budget = True
-    from .cassettes.files import writable_problem
-
-    for option, path, is_dir in (
-        ("--imagegen-report", o.report_path, False),
-        ("--imagegen-markdown", o.markdown_path, False),
-        ("--imagegen-html", state.settings.html_dir, True),
-    ):
-        problem = path and writable_problem(path, directory=is_dir)
-        if problem:
-            raise ImagegenError(f"{option}: {problem}; choose a path you can write to")
-    if o.cost_baseline is not None:
-        from .review.gate import load_baseline
-
-        state.cost_baseline = load_baseline(o.cost_baseline)
-
-
-def show_ledger(config: pytest.Config, session: pytest.Session) -> int:
-    from .money import ledger
-
-    state = get_state(config)
-    tr: Any = config.pluginmanager.get_plugin("terminalreporter")
-    roots = [*state.suite_dirs, state.settings.project_root or ini_dir(config).resolve()]
-    paths = [ledger.ledger_path(root) for root in dict.fromkeys(roots)]
-    for path in [p for p in paths if p.is_file()] or paths[:1]:
-        entries, bad = ledger.read(path)
-        tr.write_sep("-", f"imagegen ledger: {relative(config, path)}")
-        for line in ledger.render(entries):
-            tr.write_line(line)
-        if bad:
-            tr.write_line(f"skipped unreadable lines: {', '.join(map(str, bad[:10]))}", yellow=True)
-    return 0

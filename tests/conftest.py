@@ -6,9 +6,20 @@ import contextlib
 import importlib.util
 import os
 import shutil
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+
+# Nothing of the test run may land in the system temp directory (SPEC §12): pytest's own
+# tmp_path lives under --basetemp=.pytest-tmp (pyproject addopts) and everything else
+# that asks for a temp dir (tempfile, subprocesses, Chromium) is sent to .pytest-tmp/tmp.
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEM_TMP = Path(os.environ.setdefault("IMAGEGEN_SYSTEM_TMP", tempfile.gettempdir()))
+PROJECT_TMP = ROOT / ".pytest-tmp" / "tmp"
+PROJECT_TMP.mkdir(parents=True, exist_ok=True)
+os.environ["TMPDIR"] = str(PROJECT_TMP)
+tempfile.tempdir = None  # forget the cached system one
 
 # Pre-imported: pytester's in-process runs unload modules first imported inside
 # them; numpy cannot be loaded twice, and a reloaded httpcore raises exceptions
@@ -63,6 +74,17 @@ XDIST_2 = pytest.param(["-n", "2"], marks=needs_xdist, id="xdist")
 # port, so a mistake can never reach a real (paid) API.
 DEAD_URL = "http://127.0.0.1:9/v1"
 CANARY_KEY = "sk-canary-4f1d2a9b7c3e5d60"
+
+
+@pytest.fixture(autouse=True)
+def _own_ini(request: pytest.FixtureRequest) -> None:
+    """A pytester project has its own (empty) ini file unless the test writes one: its
+    folder lies inside this repository (--basetemp), whose pyproject.toml must not become
+    the inner runs' configuration."""
+    if "pytester" in request.fixturenames:
+        path = request.getfixturevalue("pytester").path
+        if not any((path / name).exists() for name in ("pytest.ini", "tox.ini", "pyproject.toml")):
+            (path / "tox.ini").write_text("[pytest]\n", encoding="utf-8")
 
 
 @pytest.fixture(autouse=True)
@@ -147,3 +169,46 @@ def browser() -> Iterator[object]:
         yield driver
     finally:
         driver.quit()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """tmp_path folders under .pytest-tmp/run-<pid> of this run (xdist workers get theirs
+    inside it from the controller); runs whose process is gone are cleared first."""
+    if hasattr(config, "workerinput") or config.option.basetemp:
+        return
+    base = ROOT / ".pytest-tmp"
+    for old in base.glob("run-*"):
+        try:
+            os.kill(int(old.name.split("-", 1)[1]), 0)
+        except PermissionError:
+            continue  # alive (another user's)
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(old, ignore_errors=True)  # its run is over
+    config.option.basetemp = str(base / f"run-{os.getpid()}")
+
+
+def _system_tmp() -> set[str]:
+    try:
+        return set(os.listdir(SYSTEM_TMP))
+    except OSError:
+        return set()
+
+
+_TMP_BEFORE = _system_tmp()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The whole run leaves nothing in the system temp directory (checked on the xdist
+    controller, or the only process): a failure in CI, a warning elsewhere (other
+    programs on a developer's machine write there too)."""
+    if hasattr(session.config, "workerinput"):
+        return
+    left = sorted(_system_tmp() - _TMP_BEFORE)
+    if not left:
+        return
+    message = f"the test run left {len(left)} entries in {SYSTEM_TMP}: {', '.join(left[:10])}"
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(message, red=True)
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

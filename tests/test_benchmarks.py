@@ -32,6 +32,8 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
                      marks=needs_xdist),
         ("estimate_scale.py", ["--sizes", "20", "40", "--files", "2", "--rounds", "1"],
          ["estimate / collection (worst size)", "estimate memory per extra case"]),
+        ("review_page.py", ["--suites", "prompt_suites/quality_checks.yaml"],
+         ["page / images (bytes)", "build time per case"]),
         pytest.param("image_store.py", ["--cases", "2", "--rerecords", "1", "--size", "256x256",
                                         "--rounds", "1"],
                      ["with prune / one recording", "warm store cache / sidecars (per case)"],

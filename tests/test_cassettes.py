@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from pytest_imagegen.api.errors import CassetteError
+from pytest_imagegen.api.redact import key_digest
 from pytest_imagegen.cassettes.cassette import CaseCassette
 from pytest_imagegen.cassettes.persister import Persister, open_cassette
 from pytest_imagegen.cassettes.store import ImageStore
@@ -353,7 +354,7 @@ def test_canary_key_never_reaches_disk(
     ]  # fmt: skip
     result = project.runpytest(record_mode("once"), *writers)
     result.assert_outcomes(passed=2)
-    assert live_env.log[0]["api_key"] == CANARY_KEY  # it was really sent
+    assert live_env.log[0]["key_sha256"] == key_digest(CANARY_KEY)  # it was really sent
     project.runpytest("--imagegen-update-baselines", *writers).assert_outcomes(passed=2)
     files = all_files(project.path)
     names = {p.name for p in files}
@@ -373,19 +374,17 @@ def test_canary_key_never_reaches_disk(
             assert needle not in data, f"{needle!r} found in {path}"
 
 
-def test_key_in_the_request_body_refuses_the_write(
+def test_key_in_the_request_body_is_refused_before_sending(
     project: pytest.Pytester, live_env: FakeImagesServer
 ) -> None:
+    """Issue 20, reproduction 18: the cassette could never be written, so every run paid."""
     write_suite(project, "s", SUITE.format(prompt=f"Poster that says {CANARY_KEY}"))
     result = project.runpytest(record_mode("once"))
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*refused to write cassette*kite.yaml: it would contain the API key. Nothing was written.*"
-        ]
-    )
+    result.stdout.fnmatch_lines(["*was not sent: its body contains the API key*"])
     assert not CASSETTE.exists()
-    result.stdout.fnmatch_lines(["spent: $0.0010*"])  # the call was made and paid for
+    assert live_env.requests == 0
+    result.stdout.fnmatch_lines(["spent: $0.0000*"])
     for path in all_files(project.path):
         if path.name != "s.yaml":  # the suite itself, written by this test
             assert CANARY_KEY.encode() not in path.read_bytes(), path

@@ -224,7 +224,8 @@ def test_json_markdown_step_summary_and_junit(
         "nodeid", "suite", "category", "model", "size", "quality", "n", "list_cost",
         "actual_cost", "max_cost", "cassette", "saved", "ceiling", "drift", "outcome",
         "revised_prompts", "text", "accepted", "judge", "judge_cost", "images", "accept_rate",
-        "cost_per_accepted", "group", "variant",
+        "cost_per_accepted", "group", "variant", "states", "stale_changes", "rerecord_command",
+        "rerecord_cost",
     ]  # fmt: skip
     assert case["nodeid"] == "prompt_suites/s.yaml::kite"
     assert case["category"] == "kites"
@@ -234,10 +235,7 @@ def test_json_markdown_step_summary_and_junit(
     assert 0 < case["actual_cost"] <= case["list_cost"]
     assert report["summary"]["recorded"] == 1
     md = (project.path / "out/report.md").read_text()
-    assert (
-        "| <code>prompt&#95;suites/s.yaml&#58;&#58;kite</code> | gpt-image-2 | 256x256 | low | 1 |"
-        in md
-    )
+    assert "| `prompt_suites/s.yaml::kite` | gpt-image-2 | 256x256 | low | 1 |" in md
     assert "| recorded | accepted | 1/1 | $0.0009 | passed |" in md
     assert step.read_text() == "# earlier step\n" + md
     props = {

@@ -71,6 +71,8 @@ def test_recording_writes_the_baseline(recorded: pytest.Pytester) -> None:
     recorded.runpytest(UPDATE).assert_outcomes(passed=1)
     again = json.loads((recorded.path / BASELINE).read_text())
     again["cases"]["kite"]["images"][0]["accepted"] = image["accepted"]
+    approved = again["cases"]["kite"].pop("approved")  # SPEC §17: who accepted, when
+    assert set(approved) == {"time", "by", "cost_per_accepted"}
     assert again == data
 
 

@@ -96,17 +96,44 @@ def test_bearer_auth_required(fake_server: FakeImagesServer) -> None:
 
 def test_failure_injection_over_http(fake_server: FakeImagesServer) -> None:
     control = fake_server.url.removesuffix("/v1") + "/_fake"
+    token = {"X-Fake-Token": fake_server.admin_token}
     httpx.post(
-        control + "/inject", json={"failures": [{"status": 429, "retry_after": 2}, {"status": 503}]}
+        control + "/inject",
+        json={"failures": [{"status": 429, "retry_after": 2}, {"status": 503}]},
+        headers=token,
     )
     first = post(fake_server, BODY)
     assert first.status_code == 429 and first.headers["Retry-After"] == "2"
     assert post(fake_server, BODY).status_code == 503
     assert post(fake_server, {**BODY, "size": "256x256"}).status_code == 200
-    stats = httpx.get(control + "/stats").json()
+    stats = httpx.get(control + "/stats", headers=token).json()
     assert stats["requests"] == 3 and stats["pending_failures"] == 0
-    httpx.post(control + "/reset")
-    assert httpx.get(control + "/stats").json()["requests"] == 0
+    httpx.post(control + "/reset", headers=token)
+    assert httpx.get(control + "/stats", headers=token).json()["requests"] == 0
+
+
+def test_control_endpoints_need_the_token_a_loopback_host_and_valid_input(
+    fake_server: FakeImagesServer,
+) -> None:
+    """Issue 20, reproduction 9: the fake server kept a rerouted test's real Authorization
+    header and served it unauthenticated at GET /_fake/stats."""
+    control = fake_server.url.removesuffix("/v1") + "/_fake"
+    token = {"X-Fake-Token": fake_server.admin_token}
+    secret = "sk-real-key-of-a-test-0123456789"
+    post(fake_server, {**BODY, "size": "256x256"}, key=secret)
+    assert httpx.get(control + "/stats").status_code == 401  # no token
+    assert httpx.get(control + "/stats", headers={"X-Fake-Token": "guess"}).status_code == 401
+    foreign = httpx.get(control + "/stats", headers={**token, "Host": "evil.example:80"})
+    assert foreign.status_code == 403
+    assert httpx.post(control + "/reset", headers={"Host": "evil.example"}).status_code == 403
+    stats = httpx.get(control + "/stats", headers=token)
+    assert stats.status_code == 200 and secret not in stats.text
+    assert secret not in repr(fake_server.stats())
+    for bad in ({"latency": "slow"}, {"latency": -1}, {"max_inflight": 0}, {"nope": 1}):
+        answer = httpx.post(control + "/config", json=bad, headers=token)
+        assert answer.status_code == 400, bad
+    assert httpx.post(control + "/config", json={"latency": 0.0}, headers=token).status_code == 200
+    assert fake_server.admin_token not in repr(fake_server.log)
 
 
 def test_dropped_connection(fake_server: FakeImagesServer) -> None:
@@ -140,7 +167,7 @@ def test_cli_listens_on_loopback() -> None:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line.startswith("fake images server listening on http://127.0.0.1:")
-        url = line.rsplit(" ", 1)[1].strip()
+        url = line.split()[5]
         response = httpx.post(
             url + "/images/generations",
             json={**BODY, "size": "256x256"},

@@ -153,7 +153,7 @@ def test_judge_is_recorded_with_the_images_and_replayed_offline(
     ]
     assert case["judge"]["model"] == "gpt-4.1-mini" and case["judge"]["min_score"] == 0.7
     markdown = (project.path / "r.md").read_text()
-    assert "### Quality checks" in markdown and "1.0 &#40;shows 4 of 4 things" in markdown
+    assert "### Quality checks" in markdown and "1.0 (shows 4 of 4 things" in markdown
     prices = PriceTable.load()
     image = prices.list_cost("gpt-image-2", "256x256", "low", 1, "x" * 48).total
     estimate = prices.judge_list_cost(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_imagegen.api.redact import key_digest
 from pytest_imagegen.fakeserver import FakeImagesServer
 
 from .conftest import CANARY_KEY, DEAD_URL, SMALL_CASE, write_suite
@@ -43,7 +44,7 @@ def test_live_case_passes_and_sends_the_request(
         "output_format": "png",
         "background": "opaque",
     }
-    assert entry["api_key"] == CANARY_KEY
+    assert entry["key_sha256"] == key_digest(CANARY_KEY)
     result.stdout.fnmatch_lines(["*- imagegen -*", "cases: 1  *", "*live-equivalent: $0.00*"])
 
 
@@ -85,7 +86,7 @@ def test_key_lookup_order(
         monkeypatch.setenv(name, value)
     small_suite(project)
     project.runpytest(ALL).assert_outcomes(passed=1)
-    assert [e["api_key"] for e in fake_server.log] == [used]
+    assert [e["key_sha256"] for e in fake_server.log] == [key_digest(used)]
 
 
 def test_missing_key_fails_naming_variables_and_sends_nothing(

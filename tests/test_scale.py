@@ -34,7 +34,7 @@ def test_limiter_holds_in_flight_and_images_per_minute(tmp_path: Path) -> None:
         waits.append(seconds)
         now[0] += seconds
 
-    limiter = SharedLimiter.create(max_inflight=None, per_minute=3)
+    limiter = SharedLimiter.create(max_inflight=None, per_minute=3, directory=tmp_path)
     limiter._clock, limiter._sleep = (lambda: now[0]), sleep
     try:
         for _ in range(3):
@@ -46,13 +46,20 @@ def test_limiter_holds_in_flight_and_images_per_minute(tmp_path: Path) -> None:
         before = now[0]
         limiter.release(limiter.acquire(0))
         assert now[0] - before == pytest.approx(5.0, abs=0.2)
+        # issue 20, reproduction 4: a Retry-After of 1000000 (or inf) paused every sender
+        # for ever; the pause is capped at 60 s like the client's own waits
+        for huge in (1_000_000.0, float("inf")):
+            limiter.pause(huge)
+            before = now[0]
+            limiter.release(limiter.acquire(0))
+            assert now[0] - before <= 60.5
     finally:
         limiter.remove()
     assert parse_rate("50/min") == 50 and parse_rate("12") == 12 and parse_rate("") is None
 
 
-def test_limiter_caps_threads_in_flight() -> None:
-    limiter = SharedLimiter.create(max_inflight=2, per_minute=None)
+def test_limiter_caps_threads_in_flight(tmp_path: Path) -> None:
+    limiter = SharedLimiter.create(max_inflight=2, per_minute=None, directory=tmp_path)
     peak, active, lock = [0], [0], threading.Lock()
 
     def work() -> None:

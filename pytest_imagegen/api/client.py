@@ -1,9 +1,16 @@
-"""Images API client on httpx: one generation request, retries, error mapping.
+"""Images API client on httpx: the sending end of the paid-call pipeline (SPEC §3, §12).
 
-Retried (exponential backoff, honouring ``Retry-After``/``retry-after-ms``):
-429 rate limits, 408, 500/502/503/504, timeouts and dropped connections.
-Never retried: 400 (including ``content_policy_violation``), 401, 403 and
-429 ``insufficient_quota``: they fail with the API's own message.
+One call = attempts until an answer that ends it. Retried (exponential backoff,
+honouring ``Retry-After``/``retry-after-ms`` up to 60 s): 429 rate limits, 408,
+500/502/503/504, timeouts and dropped connections. Never retried: 400
+(including ``content_policy_violation``), 401, 403, 429 ``insufficient_quota``
+and a Retry-After above 60 s: they fail with the API's own message.
+
+Every attempt has one deadline for the whole exchange and a size cap on the
+decoded answer (:mod:`.transfer`). The caller's :class:`AttemptHooks` (the
+money pipeline) is told before each attempt (budget reservation) and after one
+whose outcome is unknown (booked at list cost), so every attempt that may have
+been billed is booked and reserved.
 """
 
 from __future__ import annotations
@@ -11,10 +18,12 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
+import json
+import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import httpx
 
@@ -28,64 +37,44 @@ from .errors import (
     transport_outcome,
 )
 from .redact import APIKey, Redactor
+from .responses import Exchange, GeneratedImage, Generation, generation_from_payload
+from .transfer import (
+    DEFAULT_MAX_RESPONSE_MB,
+    Deadline,
+    ResponseTooLarge,
+    TransferError,
+    cap_bytes,
+    read_body,
+)
+
+__all__ = ["Exchange", "GeneratedImage", "Generation", "ImagesClient", "generation_from_payload"]
 
 MAX_RETRY_AFTER = 60.0
 USER_AGENT = "pytest-imagegen"
 
 
+class AttemptHooks(Protocol):
+    """What the client tells the paid-call pipeline about each attempt of one call."""
+
+    def begin(self, attempt: int) -> None:
+        """Before attempt ``attempt`` is sent (a budget reservation; may refuse it)."""
+
+    def unknown(self, why: str) -> None:
+        """The attempt was sent and may have been billed, but gave no answer."""
+
+    def answered(self, status: int) -> None:
+        """The attempt was answered with an error status (not billed)."""
+
+
 @dataclass
-class GeneratedImage:
-    data: bytes
-    revised_prompt: str | None = None
-    source: str = "b64_json"  # or "url"
-    sha256: str | None = None  # known when replayed from a (verified) image sidecar
+class Answer:
+    """The last attempt's answer (2xx), read within the deadline and the cap."""
 
-    def __repr__(self) -> str:
-        return f"GeneratedImage(<{len(self.data)} bytes>, source={self.source!r})"
-
-
-@dataclass
-class Generation:
-    """What one successful images call returned."""
-
-    images: list[GeneratedImage]
-    usage: dict[str, Any] | None
-    meta: dict[str, Any] = field(default_factory=dict)  # echoed size, quality, output_format
-    attempts: int = 1
-
-    @property
-    def revised_prompts(self) -> list[str | None]:
-        return [i.revised_prompt for i in self.images]
-
-
-def generation_from_payload(
-    payload: Any,
-    fetch: Callable[[int, Mapping[str, Any]], tuple[bytes, str]],
-    *,
-    attempts: int = 1,
-    status: int | None = None,
-) -> Generation:
-    """A :class:`Generation` from a response payload; ``fetch`` gives each item's bytes."""
-    items = payload.get("data") if isinstance(payload, dict) else None
-    if not isinstance(items, list):
-        raise APIError(
-            "images response is not an images result (no `data` list); is the base URL an "
-            "OpenAI-compatible endpoint?",
-            status=status,
-            outcome=UNREADABLE,
-        )
-    images = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise APIError(f"image {index} in the response is not an object", outcome=UNREADABLE)
-        revised = item.get("revised_prompt")
-        data, source = fetch(index, item)
-        images.append(GeneratedImage(data, revised, source))
-    meta = {
-        k: payload[k] for k in ("size", "quality", "output_format", "background") if k in payload
-    }
-    usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else None
-    return Generation(images=images, usage=usage, meta=meta, attempts=attempts)
+    status: int
+    headers: httpx.Headers
+    content: bytes
+    attempts: int
+    exchange: Exchange
 
 
 def images_url(base_url: str) -> str:
@@ -101,16 +90,20 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     ms = headers.get("retry-after-ms")
     if ms:
         try:
-            return max(0.0, float(ms) / 1000)
+            seconds = float(ms) / 1000
         except ValueError:
             pass
+        else:
+            return max(0.0, seconds) if math.isfinite(seconds) else math.inf
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else math.inf
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -118,13 +111,13 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _error_details(response: httpx.Response) -> tuple[str, str | None, str | None]:
+def error_details(content: bytes, reason: str = "") -> tuple[str, str | None, str | None]:
     """(message, code, type) from an OpenAI-style error body, or the raw text."""
     try:
-        payload = response.json()
+        payload = json.loads(content)
     except ValueError:
-        text = response.text.strip()[:300]
-        return (text or response.reason_phrase or "no message"), None, None
+        text = content.decode("utf-8", "replace").strip()[:300]
+        return (text or reason or "no message"), None, None
     err = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(err, dict):
         return str(err.get("message") or "no message"), err.get("code"), err.get("type")
@@ -183,7 +176,7 @@ class BearerAuth(httpx.Auth):
 
 
 class ImagesClient:
-    """Sends one images request at a time; safe to share within a process."""
+    """Sends images, edit and chat calls; safe to share between threads of a process."""
 
     def __init__(
         self,
@@ -197,17 +190,18 @@ class ImagesClient:
         http: httpx.Client | None = None,
         redactor: Redactor | None = None,
         limiter: Any = None,
+        max_response_mb: float = DEFAULT_MAX_RESPONSE_MB,
     ) -> None:
         self.base_url = base_url
+        self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
+        self.max_bytes = cap_bytes(max_response_mb)
         self._sleep = sleep
         key = api_key if isinstance(api_key, APIKey) else APIKey(api_key)
         self._auth = BearerAuth(key)
         self.redactor = redactor if redactor is not None else Redactor()
         self.limiter: Any = limiter  # limiter.SharedLimiter: one rate for the whole session
-        #: when a list: every successful response is appended (the prefetch writes cassettes)
-        self.exchanges: list[httpx.Response] | None = None
         self.redactor.add(key)
         self._http = http or httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 30)))
         self._owns_http = http is None
@@ -230,10 +224,40 @@ class ImagesClient:
             return min(retry_after, MAX_RETRY_AFTER)
         return float(self.backoff * (2**attempt))
 
+    def _exchange(
+        self, method: str, url: str, what: str, record_body: str | None, auth: bool, **kwargs: Any
+    ) -> tuple[httpx.Response, bytes, Exchange]:
+        """One attempt: the request sent and its whole answer read, within the deadline."""
+        deadline = Deadline(self.timeout)
+        request = self._http.build_request(method, url, **kwargs)
+        deadline.clip(request.extensions)
+        response = self._http.send(request, stream=True, auth=self._auth if auth else None)
+        content = read_body(response, deadline, self.max_bytes, what, request)
+        exchange = Exchange(
+            method=method,
+            url=str(request.url),
+            body=record_body,
+            content_type=request.headers.get("content-type", ""),
+            status=response.status_code,
+            reason=response.reason_phrase,
+            headers=list(response.headers.multi_items()),
+            content=content,
+        )
+        return response, content, exchange
+
     def _send(
-        self, method: str, url: str, what: str, images: int = 0, **kwargs: Any
-    ) -> tuple[httpx.Response, int]:
-        """Send with retries; return the final non-retryable response and attempts used.
+        self,
+        method: str,
+        url: str,
+        what: str,
+        *,
+        images: int = 0,
+        hooks: AttemptHooks | None = None,
+        record_body: str | None = None,
+        auth: bool = True,
+        **kwargs: Any,
+    ) -> Answer:
+        """Send with retries; return the final 2xx answer, or raise :class:`APIError`.
 
         With a shared limiter, every attempt waits for its slot (in flight, images per
         minute) and a 429 makes every process of the session slow down."""
@@ -242,23 +266,38 @@ class ImagesClient:
         mask = self.redactor.mask
         while True:
             attempt += 1
+            if hooks is not None:
+                hooks.begin(attempt)
             slot = self.limiter.acquire(images) if self.limiter is not None else None
             try:
-                response = self._http.request(method, url, **kwargs)
-                if self.exchanges is not None and response.status_code < 400:
-                    self.exchanges.append(response)
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                outcome = transport_outcome(exc)
-                maybe_billed = maybe_billed or outcome == UNKNOWN
-                if attempt > self.max_retries:
+                response, content, exchange = self._exchange(
+                    method, url, what, record_body, auth, **kwargs
+                )
+            except (
+                httpx.TimeoutException,
+                httpx.NetworkError,
+                httpx.RemoteProtocolError,
+                TransferError,
+            ) as exc:
+                outcome = UNKNOWN if isinstance(exc, TransferError) else transport_outcome(exc)
+                if outcome == UNKNOWN:
+                    maybe_billed = True
+                    if hooks is not None:
+                        hooks.unknown(str(exc))
+                if attempt > self.max_retries or isinstance(exc, ResponseTooLarge):
                     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
                     if outcome == NOT_SENT:
                         kind = "could not connect"
+                    detail = (
+                        str(exc)
+                        if isinstance(exc, TransferError)
+                        else f"{type(exc).__name__}: {exc}"
+                    )
                     raise APIError(
                         mask(
-                            f"{what} {kind} after {attempt} attempt(s): {type(exc).__name__}: "
-                            f"{exc}; check the base URL and the service, or raise "
-                            "imagegen_timeout / imagegen_max_retries"
+                            f"{what} {kind} after {attempt} attempt(s): {detail}; check the "
+                            "base URL and the service, or raise imagegen_timeout / "
+                            "imagegen_max_retries / imagegen_max_response_mb"
                         ),
                         attempts=attempt,
                         outcome=UNKNOWN if maybe_billed else NOT_SENT,
@@ -268,101 +307,125 @@ class ImagesClient:
             finally:
                 if slot is not None and self.limiter is not None:
                     self.limiter.release(slot)
-            if response.status_code < 400:
-                return response, attempt
-            if response.status_code == 429 and self.limiter is not None:
-                wait = retry_after_seconds(response.headers)
-                self.limiter.pause(wait if wait is not None else self._delay(attempt - 1, None))
-            message, code, error_type = _error_details(response)
+            status = response.status_code
+            if status < 400:
+                return Answer(status, response.headers, content, attempt, exchange)
+            if hooks is not None:
+                hooks.answered(status)
+            message, code, error_type = error_details(content, response.reason_phrase)
             message = mask(message)
-            if is_retryable(response.status_code, code, error_type) and attempt <= self.max_retries:
-                self._sleep(self._delay(attempt - 1, retry_after_seconds(response.headers)))
+            wait = retry_after_seconds(response.headers)
+            retryable = is_retryable(status, code, error_type)
+            if retryable and wait is not None and wait > MAX_RETRY_AFTER:
+                raise APIError(
+                    f"{what} failed: HTTP {status}: the provider asked to wait "
+                    f"{'forever' if math.isinf(wait) else f'{wait:,.0f} s'} (Retry-After) before "
+                    f"trying again: {message}\n  what to do: pytest-imagegen waits at most "
+                    f"{MAX_RETRY_AFTER:.0f} s, so the case fails instead of hanging; try again "
+                    "later, or set imagegen_rate_limit below the provider's limit",
+                    status=status,
+                    code=code,
+                    error_type=error_type,
+                    attempts=attempt,
+                    outcome=UNKNOWN if maybe_billed else ANSWERED,
+                )
+            if status == 429 and self.limiter is not None:
+                self.limiter.pause(wait if wait is not None else self._delay(attempt - 1, None))
+            if retryable and attempt <= self.max_retries:
+                self._sleep(self._delay(attempt - 1, wait))
                 continue
-            label = " ".join(
-                dict.fromkeys(str(x) for x in (response.status_code, error_type, code) if x)
-            )
+            label = " ".join(dict.fromkeys(str(x) for x in (status, error_type, code) if x))
             tries = f" after {attempt} attempts" if attempt > 1 else ""
             raise APIError(
                 f"{what} failed{tries}: HTTP {label}: {message}\n"
-                f"  what to do: {_hint(response.status_code, code, error_type)}",
-                status=response.status_code,
+                f"  what to do: {_hint(status, code, error_type)}",
+                status=status,
                 code=code,
                 error_type=error_type,
                 attempts=attempt,
                 outcome=UNKNOWN if maybe_billed else ANSWERED,
             )
 
-    def chat(self, body: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    def chat(
+        self, body: Mapping[str, Any], hooks: AttemptHooks | None = None
+    ) -> tuple[dict[str, Any], int]:
         """POST ``/chat/completions`` (the judge): the answer's JSON and the attempts used."""
-        response, attempts = self._send(
+        answer = self._send(
             "POST",
             chat_url(self.base_url),
             "judge request",
+            hooks=hooks,
             json=dict(body),
             headers={"User-Agent": USER_AGENT},
-            auth=self._auth,
         )
         try:
-            payload = response.json()
+            payload = json.loads(answer.content)
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
             raise APIError(
                 "judge response is not JSON; is the base URL an OpenAI-compatible endpoint?",
-                status=response.status_code,
-                attempts=attempts,
+                status=answer.status,
+                attempts=answer.attempts,
                 outcome=UNREADABLE,
             )
-        return payload, attempts
+        return payload, answer.attempts
 
     def edit(
         self,
         fields: Mapping[str, str],
         images: list[tuple[str, bytes, str]],
         mask: tuple[str, bytes, str] | None = None,
+        *,
+        hooks: AttemptHooks | None = None,
+        record_body: str | None = None,
     ) -> Generation:
         """POST ``/images/edits`` (multipart: text fields, files ``image[]`` and ``mask``)."""
         files = [("image[]", image) for image in images]
         if mask is not None:
             files.append(("mask", mask))
-        response, attempts = self._send(
+        answer = self._send(
             "POST",
             self.base_url.rstrip("/") + "/images/edits",
             "image edit request",
             images=_count(fields.get("n")),
+            hooks=hooks,
+            record_body=record_body,
             data=dict(fields),
             files=files,
             headers={"User-Agent": USER_AGENT},
-            auth=self._auth,
         )
-        return self._answered(response, attempts)
+        return self._answered(answer)
 
-    def generate(self, body: Mapping[str, Any]) -> Generation:
+    def generate(self, body: Mapping[str, Any], *, hooks: AttemptHooks | None = None) -> Generation:
         """POST ``/images/generations`` and return decoded images."""
-        response, attempts = self._send(
+        answer = self._send(
             "POST",
             images_url(self.base_url),
             "images request",
             images=_count(body.get("n")),
+            hooks=hooks,
+            record_body=json.dumps(dict(body), sort_keys=True),
             json=dict(body),
             headers={"User-Agent": USER_AGENT},
-            auth=self._auth,
         )
-        return self._answered(response, attempts)
+        return self._answered(answer)
 
-    def _answered(self, response: httpx.Response, attempts: int) -> Generation:
+    def _answered(self, answer: Answer) -> Generation:
         """The images of a 2xx answer; one that cannot be read was billed all the same."""
         try:
-            return self._decode(response, attempts)
+            return self._decode(answer)
         except APIError as exc:
             exc.outcome = UNREADABLE
+            exc.attempts = answer.attempts
             raise
 
-    def _decode(self, response: httpx.Response, attempts: int) -> Generation:
+    def _decode(self, answer: Answer) -> Generation:
         try:
-            payload = response.json()
+            payload = json.loads(answer.content)
         except ValueError:
             payload = None
+        exchanges = [answer.exchange]
 
         def fetch(index: int, item: Mapping[str, Any]) -> tuple[bytes, str]:
             if item.get("b64_json"):
@@ -372,13 +435,16 @@ class ImagesClient:
                     raise APIError(f"image {index} in the response is not valid base64") from None
             if item.get("url"):
                 # Download in the same call; never send the API key to the image host.
-                got, _ = self._send(
-                    "GET", str(item["url"]), f"download of image {index}",
+                got = self._send(
+                    "GET", str(item["url"]), f"download of image {index}", auth=False,
                     headers={"User-Agent": USER_AGENT},
                 )  # fmt: skip
+                exchanges.append(got.exchange)
                 return got.content, "url"
             raise APIError(f"image {index} in the response has neither b64_json nor url")
 
-        return generation_from_payload(
-            payload, fetch, attempts=attempts, status=response.status_code
+        generation = generation_from_payload(
+            payload, fetch, attempts=answer.attempts, status=answer.status
         )
+        generation.exchanges = exchanges
+        return generation

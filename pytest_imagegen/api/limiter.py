@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import re
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -24,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .locks import alive, create_private, replace_private
 
 WINDOW = 60.0
 POLL = 0.05
+MAX_PAUSE = 60.0
 
 
 def parse_rate(text: str | None) -> int | None:
@@ -44,16 +45,6 @@ def parse_rate(text: str | None) -> int | None:
 @dataclass(frozen=True)
 class Slot:
     id: str
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class SharedLimiter:
@@ -75,11 +66,13 @@ class SharedLimiter:
         self._sleep = sleep
 
     @classmethod
-    def create(cls, max_inflight: int | None, per_minute: int | None) -> SharedLimiter:
-        fd, name = tempfile.mkstemp(prefix="imagegen-limiter-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"inflight": [], "sent": [], "paused_until": 0.0}, handle)
-        return cls(Path(name), max_inflight, per_minute)
+    def create(
+        cls, max_inflight: int | None, per_minute: int | None, directory: Path
+    ) -> SharedLimiter:
+        """A new limiter state file in the session's state folder (created 0600)."""
+        path = directory / "limiter.json"
+        create_private(path, json.dumps({"inflight": [], "sent": [], "paused_until": 0.0}))
+        return cls(path, max_inflight, per_minute)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -93,9 +86,9 @@ class SharedLimiter:
         return cls(Path(data["path"]), data.get("max_inflight"), data.get("per_minute"))
 
     def _locked(self) -> Any:
-        from .locks import file_lock
+        from filelock import FileLock
 
-        return file_lock(self.path)
+        return FileLock(str(self.path.with_name(self.path.name + ".lock")), mode=0o600)
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -110,13 +103,11 @@ class SharedLimiter:
         return data
 
     def _write(self, data: dict[str, Any]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, self.path)
+        replace_private(self.path, json.dumps(data))
 
     def _wait_needed(self, data: dict[str, Any], images: int, now: float) -> float:
         data["sent"] = [s for s in data["sent"] if now - s[0] < WINDOW]
-        data["inflight"] = [s for s in data["inflight"] if _alive(int(s.get("pid", 0)))]
+        data["inflight"] = [s for s in data["inflight"] if alive(int(s.get("pid", 0)))]
         wait = max(0.0, float(data["paused_until"]) - now)
         if self.max_inflight is not None and len(data["inflight"]) >= self.max_inflight:
             wait = max(wait, POLL)
@@ -155,13 +146,15 @@ class SharedLimiter:
             self._write(data)
 
     def pause(self, seconds: float) -> None:
-        """After a 429: no request of the session starts for ``seconds``."""
+        """After a 429: no request of the session starts for ``seconds`` (at most 60 s, the
+        longest Retry-After pytest-imagegen honours)."""
+        seconds = min(max(seconds, 0.0), MAX_PAUSE) if seconds == seconds else MAX_PAUSE
         with self._locked():
             data = self._read()
             data["paused_until"] = max(float(data["paused_until"]), self._clock() + seconds)
             self._write(data)
 
     def remove(self) -> None:
-        for path in (self.path, self.path.with_suffix(".tmp")):
+        for path in (self.path, self.path.with_name(self.path.name + ".lock")):
             with contextlib.suppress(OSError):
                 path.unlink()

@@ -9,7 +9,6 @@ the file.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -77,13 +76,13 @@ def describe_multipart(body: bytes) -> dict[str, Any] | None:
 
 def image_sizes(files: Sequence[tuple[str, bytes]]) -> list[tuple[int, int]]:
     """Pixel sizes of the files of an edit (unreadable ones count as 2048x2048: priced high)."""
-    from PIL import Image
+    from .images import ImageTooLarge, open_image
 
     sizes = []
     for _, data in files:
         try:
-            with Image.open(io.BytesIO(data)) as img:
+            with open_image(data) as img:
                 sizes.append(img.size)
-        except OSError:
+        except (OSError, ImageTooLarge):
             sizes.append((2048, 2048))
     return sizes

@@ -156,3 +156,19 @@ class Redactor:
         if isinstance(data, (list, tuple)):
             return [self.mask_data(v) for v in data]
         return data
+
+    def mask_report(self, report: Any) -> None:
+        """Mask a pytest test or collection report in place (its longrepr, captured
+        sections and user properties), whatever object's repr carried a key."""
+        if not self:
+            return
+        longrepr = report.longrepr
+        if longrepr is not None:
+            text = str(longrepr)
+            if self.find(text):
+                report.longrepr = self.mask(text)
+        report.sections = [(name, self.mask(body)) for name, body in report.sections]
+        if hasattr(report, "user_properties"):
+            report.user_properties = [
+                (self.mask(str(k)), self.mask_data(v)) for k, v in report.user_properties
+            ]

@@ -42,6 +42,7 @@ class Settings:
     concurrency: int = 1  # --imagegen-concurrency: requests recorded at once (prefetch)
     judge_model: str = "gpt-4.1-mini"  # ini imagegen_judge_model
     judge_min_score: float = 0.7  # ini imagegen_judge_min_score
+    max_response_mb: float = 64.0  # ini imagegen_max_response_mb (decompressed answers)
     # --- image store (issue 22)
     image_store: str | None = None  # ini imagegen_image_store: an fsspec URL
     image_cache: Path | None = None  # ini imagegen_image_cache (None: the default cache)

@@ -155,7 +155,7 @@ class CaseCassette:
                 if fingerprint(request.get("body") or b"") == want:
                     post = interaction
             elif request.get("method") == "GET":
-                downloads[str(request.get("uri"))] = interaction
+                downloads[_by_path(str(request.get("uri")))] = interaction
         if post is None:
             return None
         try:
@@ -182,9 +182,10 @@ class CaseCassette:
                 return (
                     raw if raw is not None else base64.b64decode(b64, validate=True)
                 ), "b64_json"
-            download = downloads.get(str(item.get("url")))
+            download = downloads.get(_by_path(str(item.get("url"))))
             if download is not None:
-                raw = stored((download["response"].get("body") or {}).get("string"), index)
+                content = (download["response"].get("body") or {}).get("string")
+                raw = content if isinstance(content, bytes) else stored(content, index)
                 if raw is not None:
                     return raw, "url"
             raise CassetteError(
@@ -234,3 +235,9 @@ class CaseCassette:
         atomic_write(self.path, (header + text).encode("utf-8"))
         self._data = updated
         return True
+
+
+def _by_path(url: str) -> str:
+    """A download is matched by scheme, host and path: its query (a signed URL's token) is
+    never recorded."""
+    return url.split("?", 1)[0]

@@ -108,8 +108,10 @@ def read_fingerprint(path: Path) -> str | None:
     try:
         with path.open("rb") as handle:
             first = handle.readline(200)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError:
+        return ""  # a folder, or unreadable: not a cassette of ours
     m = HEADER_RE.match(first)
     return m.group(1).decode() if m else ""
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..api.errors import CassetteError
 from ..api.redact import Redactor
+from ..api.responses import Exchange
 from .files import atomic_write, shown
 from .format import (
     CASSETTE_FORMAT,
@@ -29,6 +30,7 @@ from .format import (
     load_yaml,
     why,
 )
+from .pending import keep_pending
 from .store import ImageStore, image_extension
 
 
@@ -53,6 +55,7 @@ class Persister:
         *,
         fix: str,
         fresh: bool = False,
+        pending_dir: Path | None = None,
     ) -> None:
         self.images = images
         self.redactor = secrets if isinstance(secrets, Redactor) else Redactor(secrets)
@@ -62,6 +65,8 @@ class Persister:
         self.request_body: Mapping[str, Any] | None = None
         self.loaded_meta: dict[str, Any] = {}
         self.saved = False
+        self.pending_dir: Path | None = pending_dir  # where a paid answer is kept if writing fails
+        self.kept: Path | None = None
         # new_episodes for tests' own code: keep only interactions whose body was used
         self.keep: set[str] | None = None
 
@@ -99,8 +104,7 @@ class Persister:
         from vcr.serializers import compat
 
         path = Path(cassette_path)
-        interactions = []
-        image_refs: list[str] = []
+        plain = []
         for request, response in zip(
             cassette_dict["requests"], cassette_dict["responses"], strict=True
         ):
@@ -110,36 +114,72 @@ class Persister:
                 and fingerprint(request.body or b"") not in self.keep
             ):
                 continue  # a stale request replaced by this run
-            response = self._externalize(compat.convert_to_unicode(dict(response)), image_refs)
-            interactions.append(
+            plain.append(
                 {
-                    "request": self._externalize_request(
-                        compat.convert_to_unicode(request._to_dict())
-                    ),
-                    "response": response,
+                    "request": compat.convert_to_unicode(request._to_dict()),
+                    "response": compat.convert_to_unicode(dict(response)),
                 }
             )
-        data: dict[str, Any] = {
-            "version": 1,
-            "interactions": interactions,
-            "imagegen": {"format": CASSETTE_FORMAT, **self.meta, "images": image_refs},
-        }
-        text = serializer.serialize(data)
-        self._refuse_secrets(path, text)
+        self.write(path, plain, serializer)
+
+    def write(self, path: Path, plain: list[dict[str, Any]], serializer: Any = None) -> None:
+        """Write interactions (images inline) as a cassette: images as sidecars first, then
+        the YAML. A paid answer is never thrown away: when the cassette cannot be written
+        (a full disk, a read-only folder), it is kept whole in the project's
+        ``.imagegen/pending/`` and the next run uses it instead of paying again."""
+        if serializer is None:
+            from vcr.serializers import yamlserializer
+
+            serializer = yamlserializer
         body = self.request_body
         if body is None:
             body = next(
                 (
-                    json.loads(i["request"]["body"])
-                    for i in interactions
-                    if i["request"]["method"] == "POST"
+                    json.loads(canonical_json(i["request"].get("body") or b""))
+                    for i in plain
+                    if i["request"].get("method") == "POST"
                 ),
                 {},
             )
         header = f"# pytest-imagegen cassette; request sha256={fingerprint(body)}\n"
-        header += "# image bytes live in ../images/<sha256>.<ext>; re-record instead of editing\n"
-        # images were written by _externalize already: the YAML comes last
-        atomic_write(path, (header + text).encode("utf-8"))
+        try:
+            interactions: list[dict[str, Any]] = []
+            image_refs: list[str] = []
+            for item in plain:
+                interactions.append(
+                    {
+                        "request": self._externalize_request(dict(item["request"])),
+                        "response": self._externalize(dict(item["response"]), image_refs),
+                    }
+                )
+            data: dict[str, Any] = {
+                "version": 1,
+                "interactions": interactions,
+                "imagegen": {"format": CASSETTE_FORMAT, **self.meta, "images": image_refs},
+            }
+            text = serializer.serialize(data)
+            self._refuse_secrets(path, text)
+            note = "# image bytes live in ../images/<sha256>.<ext>; re-record instead of editing\n"
+            # images were written by _externalize already: the YAML comes last
+            atomic_write(path, (header + note + text).encode("utf-8"))
+        except OSError as exc:
+            if self.pending_dir is None:
+                raise
+            inline = serializer.serialize(
+                {
+                    "version": 1,
+                    "interactions": plain,
+                    "imagegen": {"format": CASSETTE_FORMAT, **self.meta},
+                }
+            )
+            self._refuse_secrets(path, inline)
+            kept = keep_pending(self.pending_dir, path, header + inline)
+            self.kept = kept
+            raise CassetteError(
+                f"the cassette {shown(path)} could not be written ({exc.strerror or exc}); the "
+                f"paid answer is kept in {shown(kept)} and the next run uses it instead of "
+                "paying again (fix the folder, then run again)"
+            ) from None
         self.saved = True
 
     # helpers
@@ -286,27 +326,57 @@ def open_cassette(
     )
 
 
-def save_responses(path: Path, persister: Persister, responses: list[Any]) -> None:
-    """Write a cassette from httpx responses the client kept (the concurrent prefetch records
-    without vcrpy), in the format vcrpy writes: secret headers dropped, images as sidecars."""
-    from vcr.request import Request
-    from vcr.serializers import yamlserializer
-
+def save_exchanges(path: Path, persister: Persister, exchanges: list[Exchange]) -> None:
+    """Write a cassette from the exchanges our client read (suite recording, serial or
+    concurrent, never through vcrpy), in the format vcrpy writes: secret headers and
+    secret query parameters dropped, images as sidecars."""
     dropped = (*SECRET_HEADERS, "content-encoding", "content-length", "transfer-encoding")
-    requests, answers = [], []
-    for response in responses:
-        sent = response.request
-        content_type = sent.headers.get("content-type", "")
-        requests.append(
-            Request(sent.method, str(sent.url), sent.content, {"Content-Type": content_type})
-        )
-        answers.append(
+    plain = []
+    for exchange in exchanges:
+        content: str | bytes = exchange.content
+        with contextlib.suppress(UnicodeDecodeError):
+            content = exchange.content.decode("utf-8") if exchange.content[:1] in b"{[" else content
+        if isinstance(content, str):
+            content = strip_secret_urls(content)
+        headers: dict[str, list[str]] = {}
+        for k, v in exchange.headers:
+            if k.lower() not in dropped:
+                headers.setdefault(k, []).append(v)
+        plain.append(
             {
-                "status": {"code": response.status_code, "message": response.reason_phrase},
-                "headers": {
-                    k: [v] for k, v in response.headers.items() if k.lower() not in dropped
+                "request": {
+                    "method": exchange.method,
+                    "uri": strip_query(exchange.url),
+                    "body": exchange.body,
+                    "headers": {"Content-Type": [exchange.content_type]}
+                    if exchange.content_type
+                    else {},
                 },
-                "body": {"string": response.content},
+                "response": {
+                    "status": {"code": exchange.status, "message": exchange.reason},
+                    "headers": headers,
+                    "body": {"string": content},
+                },
             }
         )
-    persister.save_cassette(path, {"requests": requests, "responses": answers}, yamlserializer)
+    persister.write(path, plain)
+
+
+def strip_query(url: str) -> str:
+    """``url`` without its secret query parameters (a download URL's ``token=``)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if k.lower() not in SECRET_QUERY_PARAMS]  # fmt: skip
+    return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
+_URL_RE = re.compile(r'"url"\s*:\s*"([^"]+)"')
+
+
+def strip_secret_urls(text: str) -> str:
+    """The image URLs of an answer without their secret query parameters."""
+    return _URL_RE.sub(lambda m: m.group(0).replace(m.group(1), strip_query(m.group(1))), text)

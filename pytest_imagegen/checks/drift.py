@@ -119,6 +119,7 @@ def check(
                 "key": key,
                 "mode": update or "replace",
                 "prompt_sha256": perceptual.sha256(prompt.encode("utf-8")),
+                "prompt": prompt,
                 "images": [e.to_json() for e in entries],
             },
             note=note,
@@ -172,6 +173,7 @@ def apply_updates(
     updates: Iterable[Mapping[str, Any]],
     full_files: Mapping[str, Sequence[str]] | None = None,
     redactor: Redactor | None = None,
+    lock_root: Path | None = None,
     stores: Callable[[Path], ImageStore] = ImageStore,
 ) -> list[str]:
     """Write accepted entries, one write per baseline file; return summary lines.
@@ -190,7 +192,7 @@ def apply_updates(
     lines = []
     for name in sorted(by_file):
         path = Path(name)
-        with file_lock(path):
+        with file_lock(path, lock_root or path.parent.parent / ".imagegen"):
             baseline = perceptual.BaselineFile.load(path)
             before = dict(baseline.cases)
             changed = _refresh_outdated(baseline, by_file[name], stores)
@@ -199,7 +201,18 @@ def apply_updates(
                     perceptual.complete_hashes(image, stores(Path(str(u["images_dir"]))))
                 entry = {"prompt_sha256": u["prompt_sha256"], "images": list(u["images"])}
                 old = baseline.cases.get(str(u["key"]))
-                if u["mode"] == "add" and isinstance(old, dict):
+                entry.update(_records(u, old))
+                if u["mode"] == "reject":  # the named images are not acceptable
+                    refused = {i["sha256"] for i in u["images"]}
+                    old_images = old.get("images") if isinstance(old, dict) else None
+                    entry["images"] = [
+                        i
+                        for i in (old_images if isinstance(old_images, list) else [])
+                        if perceptual.entry_problem(i) is None and i["sha256"] not in refused
+                    ]
+                    if isinstance(old, dict) and isinstance(old.get("prompt_sha256"), str):
+                        entry["prompt_sha256"] = old["prompt_sha256"]
+                elif u["mode"] == "add" and isinstance(old, dict):
                     kept = [
                         i
                         for i in old.get("images") or []
@@ -225,6 +238,22 @@ def apply_updates(
         )
         lines.append(f"baselines written: {shown(path)} ({detail})")
     return lines
+
+
+def _records(update: Mapping[str, Any], old: Any) -> dict[str, Any]:
+    """The prompt and the approval / rejection records of a new baseline entry (SPEC §17):
+    an approval replaces the old records, a rejection keeps the old approval."""
+    out: dict[str, Any] = {}
+    if isinstance(update.get("prompt"), str):
+        out["prompt"] = update["prompt"]
+    if update.get("mode") == "reject":
+        if isinstance(old, dict):
+            out.update({k: old[k] for k in ("prompt", "approved") if k in old})
+        if update.get("rejected"):
+            out["rejected"] = dict(update["rejected"])
+    elif update.get("approved"):
+        out["approved"] = dict(update["approved"])
+    return out
 
 
 def _refresh_outdated(

@@ -8,7 +8,6 @@ every unmet expectation.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +30,17 @@ class DecodedInfo:
 
 def inspect_image(data: bytes) -> DecodedInfo:
     """Decode the image header and pixels enough to trust size and format."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
+
+    from ..api.images import ImageTooLarge, open_image
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with open_image(data) as img:
             img.verify()
-        with Image.open(io.BytesIO(data)) as img:
+        with open_image(data) as img:
             return DecodedInfo(img.width, img.height, img.format)
+    except ImageTooLarge as exc:
+        raise ExpectationError(f"{exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ExpectationError(f"an image in the response cannot be decoded: {exc}") from None
 
@@ -55,11 +58,14 @@ class Assessment:
     def accepted(self) -> int:
         return sum(self.passed)
 
-    def raise_for(self) -> None:
+    def raise_for(self, also: str | None = None) -> None:
+        """Raise listing every problem; ``also``: another check's failure (e.g. drift),
+        reported in the same message."""
+        more = [also] if also else []
         if self.problems:
-            raise ExpectationError("\n".join(self.problems + self.quality))
+            raise ExpectationError("\n".join(self.problems + self.quality + more))
         if self.quality:
-            raise QualityError("\n".join(self.quality))
+            raise QualityError("\n".join(self.quality + more))
 
 
 def assess(

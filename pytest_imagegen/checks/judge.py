@@ -59,7 +59,9 @@ def data_url(image: bytes, max_edge: int = MAX_EDGE) -> str:
     """The image as a PNG data URL, downscaled so its long edge is at most ``max_edge``."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(image)) as opened:
+    from ..api.images import open_image
+
+    with open_image(image, "an image to judge") as opened:
         picture = opened.convert("RGB")
     picture.thumbnail((max_edge, max_edge), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()

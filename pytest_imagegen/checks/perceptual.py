@@ -15,7 +15,6 @@ distance 0 without being decoded.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api.errors import DriftError
+from ..api.images import open_image
 from ..cassettes.files import UnsafePath, check_inside, image_path, image_ref_problem, shown
 from ..cassettes.store import ImageStore, ImageUnavailable
 
@@ -65,9 +65,8 @@ def hamming(a: str, b: str) -> int:
 def compute_hashes(data: bytes, algorithms: Iterable[str]) -> tuple[dict[str, str], int, int]:
     """Hex hash per algorithm, and the image's width and height (decodes once)."""
     import imagehash
-    from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as opened:
+    with open_image(data, "an image to hash") as opened:
         image = opened.convert("RGB")
     out: dict[str, str] = {}
     for name in algorithms:
@@ -77,9 +76,7 @@ def compute_hashes(data: bytes, algorithms: Iterable[str]) -> tuple[dict[str, st
 
 
 def image_size(data: bytes) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as opened:
+    with open_image(data, "an image to accept") as opened:
         return opened.width, opened.height
 
 

@@ -51,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         max_inflight=args.max_inflight,
         rate_limit=parse_rate(args.rate_limit),
     )
-    print(f"fake images server listening on {server.url}", flush=True)
+    print(
+        f"fake images server listening on {server.url} "
+        f"(control endpoints /_fake/*: header X-Fake-Token: {server.admin_token})",
+        flush=True,
+    )
     try:
         server.httpd.serve_forever()
     except KeyboardInterrupt:

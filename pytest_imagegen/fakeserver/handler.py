@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import hmac
 import io
 import json
 import socket
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from ..api.multipart import parse_multipart
+from ..api.redact import key_digest
+from .faults import bomb_png, gzip_bomb
 
 FILES = "__files__"
 
@@ -98,6 +103,11 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             return
 
+        def handle(self) -> None:
+            """A client that hangs up (a timeout, Ctrl-C) is not an error of the server."""
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+                super().handle()
+
         def _send_json(
             self, status: int, payload: Any, headers: dict[str, str] | None = None
         ) -> None:
@@ -121,9 +131,27 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 return _INVALID
 
+        def _admin_allowed(self) -> bool:
+            """The control endpoints need the server's per-run token and a loopback Host."""
+            host = (self.headers.get("Host") or "").rsplit(":", 1)
+            if host[0].strip("[]") not in ("127.0.0.1", "localhost", "::1") or (
+                len(host) == 2 and host[1] != str(server.port)
+            ):
+                self._send_json(403, _error("Foreign Host header.", "permission_denied"))
+                return False
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            given = self.headers.get("X-Fake-Token") or (query.get("token") or [""])[0]
+            if not hmac.compare_digest(given, server.admin_token):
+                self._send_json(401, _error("Missing or wrong admin token.", "permission_denied"))
+                return False
+            return True
+
         def do_GET(self) -> None:
-            if self.path == "/_fake/stats":
-                self._send_json(200, server.stats())
+            if self.path.startswith("/_fake/"):
+                if self._admin_allowed() and self.path.split("?", 1)[0] == "/_fake/stats":
+                    self._send_json(200, server.stats())
+                elif self.path.split("?", 1)[0] != "/_fake/stats":
+                    self._send_json(404, _error("Unknown control.", "invalid_request_error"))
                 return
             if self.path.startswith("/v1/files/"):
                 found = server.get_file(self.path.rsplit("/", 1)[-1])
@@ -142,7 +170,8 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self._read_json()
             if self.path.startswith("/_fake/"):
-                self._control(self.path[len("/_fake/") :], body)
+                if self._admin_allowed():
+                    self._control(self.path.split("?", 1)[0][len("/_fake/") :], body)
                 return
             route = self.path.split("?", 1)[0].rstrip("/")
             if route not in ("/v1/images/generations", "/v1/images/edits", "/v1/chat/completions"):
@@ -163,7 +192,7 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
                 server.log.append({
                     "path": self.path,
                     "body": _loggable(body),
-                    "api_key": key,
+                    "key_sha256": key_digest(key) if key else None,  # never the key
                     "host": self.headers.get("Host"),
                     "time": time.time(),
                 })  # fmt: skip
@@ -193,6 +222,8 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                return
+            if failure and self._send_fault(failure):
                 return
             if failure and failure.get("drop"):
                 self.close_connection = True
@@ -261,6 +292,52 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
                 response["usage"] = failure["usage"]
             self._send_json(200, response)
 
+        def _send_fault(self, failure: dict[str, Any]) -> bool:
+            """Answers that attack the client: a trickling body, a huge body, a gzip bomb,
+            a decompression-bomb PNG. ``True`` when one was sent."""
+            if "trickle" in failure:  # one byte every `trickle` seconds
+                data = json.dumps({"data": [{"b64_json": "A" * 4096}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                for byte in data:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(float(failure["trickle"]))
+                return True
+            if "body_mb" in failure:  # a valid-looking answer of that many MB
+                size = int(float(failure["body_mb"]) * 1024 * 1024)
+                head, tail = b'{"data": [{"b64_json": "', b'"}]}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(size + len(head) + len(tail)))
+                self.end_headers()
+                self.wfile.write(head)
+                chunk = b"A" * (1024 * 1024)
+                for start in range(0, size, len(chunk)):
+                    self.wfile.write(chunk[: min(len(chunk), size - start)])
+                self.wfile.write(tail)
+                return True
+            if "gzip_bomb_mb" in failure:  # small on the wire, huge once decompressed
+                data = gzip_bomb(int(failure["gzip_bomb_mb"]))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return True
+            if "png" in failure:  # an image whose header claims W x H pixels
+                width, height = failure["png"]
+                b64 = base64.b64encode(bomb_png(int(width), int(height))).decode()
+                usage = {"input_tokens": 10, "output_tokens": 190,
+                         "input_tokens_details": {"text_tokens": 10, "image_tokens": 0}}  # fmt: skip
+                self._send_json(200, {"created": 1_700_000_000, "data": [{"b64_json": b64}],
+                                      "usage": usage})  # fmt: skip
+                return True
+            return False
+
         def _control(self, action: str, body: Any) -> None:
             body = body if isinstance(body, dict) else {}
             if action == "inject":
@@ -268,18 +345,16 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
             elif action == "reset":
                 server.reset()
             elif action == "config":
-                for key in ("latency", "seed", "api_key", "max_inflight", "rate_limit"):
-                    if key in body:
-                        setattr(server, key, body[key])
+                problem = server.configure(body)
+                if problem:
+                    self._send_json(400, _error(problem, "invalid_request_error"))
+                    return
             else:
                 self._send_json(404, _error(f"Unknown control {action}", "invalid_request_error"))
                 return
             self._send_json(200, {"ok": True})
 
     return Handler
-
-
-_INVALID = object()
 
 
 _INVALID = object()

@@ -37,6 +37,7 @@ import hashlib
 import io
 import json
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -84,6 +85,7 @@ class FakeImagesServer:
 
         self.latency = latency
         self.seed = seed
+        self.admin_token = secrets.token_urlsafe(16)  # for /_fake/*; never shown in a log
         self.api_key = api_key
         self.catalog = catalog()
         self._lock = threading.Lock()
@@ -171,6 +173,34 @@ class FakeImagesServer:
             self.rejected += 1
             return wait
         self._sent.append((now, images))
+        return None
+
+    def configure(self, body: dict[str, Any]) -> str | None:
+        """``POST /_fake/config``: validated settings; the problem, or ``None`` when applied."""
+        numbers = {"latency": (0.0, 600.0), "max_inflight": (1, 10_000), "rate_limit": (1, 10**6)}
+        allowed = (*numbers, "seed", "api_key")
+        unknown = sorted(set(body) - set(allowed))
+        if unknown:
+            return f"unknown setting {unknown[0]!r}; allowed: {', '.join(allowed)}"
+        for name, (low, high) in numbers.items():
+            value = body.get(name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"{name} must be a number"
+            if not low <= value <= high:
+                return f"{name} must be from {low} to {high}"
+        if "seed" in body and (isinstance(body["seed"], bool) or not isinstance(body["seed"], int)):
+            return "seed must be a whole number"
+        if (
+            "api_key" in body
+            and body["api_key"] is not None
+            and not isinstance(body["api_key"], str)
+        ):
+            return "api_key must be a string or null"
+        with self._lock:
+            for name, value in body.items():
+                setattr(self, name, value)
         return None
 
     def stats(self) -> dict[str, Any]:

@@ -36,6 +36,8 @@ class RunContext:
     session_id: str = ""  # one per test session (shared by its xdist workers)
     session_dir: Path | None = None  # the session's shared scratch folder
     baselines: dict[Path, Any] = field(default_factory=dict)  # loaded baseline files
+    state_dir: Path | None = None  # <rootdir>/.imagegen: locks and session state
+    open_calls: set[Any] = field(default_factory=set)  # paid calls not booked yet (Ctrl-C)
     stores: dict[str, Any] = field(default_factory=dict)  # image stores (cassettes.remote)
     _clients: dict[str, ImagesClient] = field(default_factory=dict)
     _redactor: Redactor = field(default_factory=Redactor)
@@ -64,6 +66,7 @@ class RunContext:
                 backoff=s.backoff,
                 redactor=self.redactor,
                 limiter=self.limiter,
+                max_response_mb=s.max_response_mb,
             )
             if private:
                 return made
@@ -87,6 +90,18 @@ class RunContext:
         image store's credentials."""
         self._redactor.add(*(self.environ.get(name) for name in SECRET_ENV_VARS))
         return self._redactor
+
+    def track(self, call: Any) -> None:
+        self.open_calls.add(call)
+
+    def untrack(self, call: Any) -> None:
+        self.open_calls.discard(call)
+
+    def abandon_open_calls(self) -> None:
+        """Ctrl-C: book every call still open (in flight: its list cost) and stop them."""
+        for call in list(self.open_calls):
+            call.abandon()
+        self.open_calls.clear()
 
     def close(self) -> None:
         for client in self._clients.values():

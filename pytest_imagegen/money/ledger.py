@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,7 +77,7 @@ def append(path: Path, line: Mapping[str, Any], redactor: Redactor | None = None
     data = redactor.mask_data(line) if redactor else line
     text = json.dumps(data, sort_keys=True, ensure_ascii=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(path), path.open("a", encoding="utf-8") as handle:
+    with file_lock(path, path.parent), path.open("a", encoding="utf-8") as handle:
         handle.write(text + "\n")
 
 
@@ -183,3 +183,17 @@ def _table(entries: list[dict[str, Any]]) -> list[str]:
         f"{format_usd(total.spend):>10}"
     )
     return lines
+
+
+def show(paths: list[Path], out: Any, shown: Callable[[Path], str]) -> None:
+    """``--imagegen-ledger``: each existing ledger (or the first place one would be) as a
+    table through pytest's terminal writer."""
+    for path in [p for p in paths if p.is_file()] or paths[:1]:
+        entries, bad = read(path)
+        out.write_sep("-", f"imagegen ledger: {shown(path)}")
+        for line in render(entries):
+            out.write_line(line)
+        if bad:
+            out.write_line(
+                f"skipped unreadable lines: {', '.join(map(str, bad[:10]))}", yellow=True
+            )

@@ -1,92 +1,181 @@
-"""The paid-call pipeline: budget reservation and settlement, the ledger line, ceilings (SPEC §12).
+"""The paid-call pipeline: every request that can cost money goes through one :class:`PaidCall`.
 
-Every live request (an image call, a judge call) goes through :func:`paid_request`
-(or, for a test's own code, :func:`book` directly): its list cost is reserved in
-the session budget before anything is sent, and afterwards the reservation
-settles to what the request cost and one ledger line is written.
+preflight (ceiling, no key in the request) → budget reservation → [limiter slot →
+send with one deadline and a size cap: the client] → book by outcome → (the
+caller keeps the paid answer and writes the cassette). The rules (SPEC §12):
+
+* a 2xx answer books its actual cost from ``usage`` (list cost when usage is
+  missing or unreadable; the higher of list and what the total implies when it is
+  incomplete); an error answer and a request never sent book $0;
+* an attempt whose outcome is unknown (timeout, drop, deadline, size cap,
+  interrupt after sending) may have been billed: it is booked at list cost at
+  once, and a retry needs a fresh reservation (no room: no retry);
+* one logical call = one ledger line, one list cost in the reports, whatever the
+  retries; its ``booked`` figure is the one figure of spend everywhere.
+
+Suite cases, the concurrent prefetch, judge calls and the fixture drive a call
+through :class:`~pytest_imagegen.api.client.ImagesClient` (it calls the hooks);
+a test's own SDK calls are driven by the transport guard, which calls the same
+hooks from what it sees.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..api.errors import APIError, CostCeilingError
+from ..api.errors import (
+    UNKNOWN,
+    UNREADABLE,
+    APIError,
+    BudgetExceededError,
+    CassetteError,
+    CostCeilingError,
+)
 from .prices import format_usd
 
 if TYPE_CHECKING:
     from .budget import Reservation
     from .context import RunContext
 
-
-@dataclass
-class Charge:
-    """What one live request cost; set ``actual`` once the response is in."""
-
-    actual: float | None = None
-    attempts: int = 1
+UNKNOWN_OUTCOME = "unknown outcome, booked at list cost"
 
 
-@contextlib.contextmanager
-def paid_request(
-    ctx: RunContext,
-    *,
-    nodeid: str,
-    suite: str | None,
-    category: str | None,
-    body: Mapping[str, Any],
-    list_cost: float,
-    ledger_root: Path,
-    kind: str = "image",
-) -> Iterator[Charge]:
-    """Budget reservation and ledger line around one live request (retries included).
+@dataclass(eq=False)
+class PaidCall:
+    """One logical paid call: its reservations, what was booked, its ledger line."""
 
-    The list cost is reserved before anything is sent (``BudgetExceededError``
-    when it does not fit); afterwards the reservation settles to the actual
-    cost, or to nothing when the API refused the request, or to the list cost
-    when the outcome is unknown (timeouts, interrupts): the safe side.
-    """
-    reservation = ctx.budget.reserve(list_cost, nodeid) if ctx.budget else None
-    charge = Charge()
-    outcome = "ok"
-    try:
-        yield charge
-    except APIError as exc:
-        outcome = exc.ledger_outcome()
-        charge.attempts = exc.attempts
-        if charge.actual is None and not exc.maybe_billed:
-            charge.actual = 0.0  # answered with an error, or never sent: not billed
-        raise
-    except BaseException:
-        outcome = "unknown outcome, booked at list cost"  # e.g. interrupted mid-request
-        raise
-    finally:
-        if charge.actual is None:
-            charge.actual = list_cost
-        book(
-            ctx,
-            reservation,
-            charge.actual,
-            outcome,
-            nodeid=nodeid,
-            suite=suite,
-            category=category,
-            body=body,
-            list_cost=list_cost,
-            ledger_root=ledger_root,
-            attempts=charge.attempts,
-            kind=kind,
+    ctx: RunContext
+    nodeid: str
+    suite: str | None
+    category: str | None
+    ledger_body: Mapping[str, Any]  # what the ledger keeps of the request
+    list_cost: float
+    ledger_root: Path
+    kind: str = "image"  # or "judge"
+    price_key: str | None = None  # "model size quality": calibrates the budget's reservations
+    attempts: int = 0
+    unknown_attempts: int = 0
+    booked: float = 0.0  # every figure of spend for this call
+    in_flight: bool = False
+    closed: bool = False
+    outcome: str = ""
+    last: str = "not sent (connection failed)"  # what the last failed attempt was
+    reservation: Reservation | None = None
+    notes: list[str] = field(default_factory=list)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    # -- the client's hooks (api.client.AttemptHooks)
+    def begin(self, attempt: int) -> None:
+        """Before an attempt: hold a reservation (a fresh one after an unknown outcome)."""
+        with self._lock:
+            if self.closed:
+                raise KeyboardInterrupt  # the session is stopping: nothing more is sent
+            budget = self.ctx.budget
+            if budget is not None and self.reservation is None:
+                try:
+                    self.reservation = budget.reserve(self.list_cost, self.nodeid, self.price_key)
+                except BudgetExceededError as exc:
+                    if attempt > 1:
+                        raise BudgetExceededError(
+                            f"the retry of {self.nodeid}'s request was not sent: attempt "
+                            f"{attempt - 1} timed out or was cut off after it was sent, so it "
+                            f"may have been billed and was booked at its list cost "
+                            f"{format_usd(self.list_cost)}; {exc}"
+                        ) from None
+                    raise
+            self.attempts = attempt
+            self.in_flight = True
+
+    def unknown(self, why: str = "") -> None:
+        """The attempt was sent and gave no answer: booked at list cost now."""
+        with self._lock:
+            if self.closed or not self.in_flight:
+                return
+            self.in_flight = False
+            self.unknown_attempts += 1
+            self.booked += self.list_cost
+            if self.reservation is not None and self.ctx.budget is not None:
+                self.ctx.budget.settle(self.reservation, self.list_cost)
+                self.reservation = None
+
+    def answered(self, status: int) -> None:
+        """An error answer (``0``: never sent): not billed; the reservation is kept for a
+        retry."""
+        with self._lock:
+            self.in_flight = False
+            self.last = f"api error {status}" if status else "not sent (connection failed)"
+
+    # -- the end of the call
+    def close(self, actual: float | None, outcome: str, *, calibrate: bool = False) -> float:
+        """Book the call's end (``actual`` of a 2xx answer, else nothing more) and write its
+        ledger line; returns everything booked for the call. Closing twice is a no-op."""
+        with self._lock:
+            if self.closed:
+                return self.booked
+            self.closed = True
+            final = actual or 0.0
+            if self.in_flight and actual is None:  # cut off mid-request: maybe billed
+                final = max(final, self.list_cost)
+                self.unknown_attempts += 1
+                outcome = UNKNOWN_OUTCOME
+            self.in_flight = False
+            self.booked += final
+            budget = self.ctx.budget
+            if budget is not None and self.reservation is not None:
+                budget.settle(self.reservation, final, observed=final if calibrate else None)
+                self.reservation = None
+            if self.unknown_attempts and outcome == "ok":
+                outcome = f"ok after {self.unknown_attempts} attempt(s) of unknown outcome"
+            self.outcome = outcome or UNKNOWN_OUTCOME
+            if self.attempts:  # a request never sent (refused by the budget) has no line
+                self._ledger()
+            return self.booked
+
+    def abandon(self) -> float:
+        """Ctrl-C: the session stops; a request in flight is booked as an unknown outcome."""
+        return self.close(None, "interrupted" if not self.in_flight else UNKNOWN_OUTCOME)
+
+    def _ledger(self) -> None:
+        from . import ledger
+
+        line = ledger.entry(
+            nodeid=self.nodeid,
+            suite=self.suite,
+            category=self.category,
+            body=self.ledger_body,
+            list_cost=self.list_cost,
+            actual_cost=round(self.booked, 6),
+            outcome=self.outcome,
+            server="fake" if self.ctx.settings.fake_server else "live",
+            attempts=max(self.attempts, 1),
+            kind=self.kind,
+        )
+        ledger.append(ledger.ledger_path(self.ledger_root), line, self.ctx.redactor)
+
+
+def refuse_secrets(ctx: RunContext, body: Any, what: str) -> None:
+    """A request that carries an API key (in the prompt, a parameter) is never sent: its
+    cassette could not be written, so every run would pay for it again."""
+    import json
+
+    text = body if isinstance(body, str) else json.dumps(body, default=str)
+    found = ctx.redactor.find(text)
+    if found:
+        raise CassetteError(
+            f"{what} was not sent: its body contains {found}, which must never be written to "
+            "a cassette; take the key out of the prompt and parameters (it belongs only in "
+            "the environment variable)"
         )
 
 
-def book(
+@contextlib.contextmanager
+def paid_call(
     ctx: RunContext,
-    reservation: Reservation | None,
-    actual: float,
-    outcome: str,
     *,
     nodeid: str,
     suite: str | None,
@@ -94,27 +183,49 @@ def book(
     body: Mapping[str, Any],
     list_cost: float,
     ledger_root: Path,
-    attempts: int = 1,
     kind: str = "image",
-) -> None:
-    """After a live request: settle its budget reservation and write its ledger line."""
-    from . import ledger
+    price_key: str | None = None,
+) -> Iterator[PaidCall]:
+    """A :class:`PaidCall` around one logical request driven by our client.
 
-    if reservation is not None and ctx.budget is not None:
-        ctx.budget.settle(reservation, actual)
-    line = ledger.entry(
+    The caller sets the end with ``call.close(actual, "ok", calibrate=...)`` after a 2xx
+    answer; otherwise the exit books by outcome: an :class:`APIError` by what it says
+    (answered, not sent, unknown, unreadable), anything else (an interrupt) as unknown
+    when an attempt was in flight.
+    """
+    refuse_secrets(ctx, body, f"the {kind} request of {nodeid}")
+    call = PaidCall(
+        ctx,
         nodeid=nodeid,
         suite=suite,
         category=category,
-        body=body,
+        ledger_body=body,
         list_cost=list_cost,
-        actual_cost=actual,
-        outcome=outcome,
-        server="fake" if ctx.settings.fake_server else "live",
-        attempts=attempts,
+        ledger_root=ledger_root,
         kind=kind,
+        price_key=price_key,
     )
-    ledger.append(ledger.ledger_path(ledger_root), line, ctx.redactor)
+    ctx.track(call)
+    try:
+        yield call
+    except APIError as exc:
+        call.attempts = max(call.attempts, exc.attempts)
+        if exc.outcome == UNREADABLE:  # a 2xx answer we could not use: billed
+            call.in_flight = False
+            call.close(call.list_cost, exc.ledger_outcome())
+        elif exc.outcome == UNKNOWN:  # each such attempt was booked by the client's hook
+            call.close(None, UNKNOWN_OUTCOME)
+        else:
+            call.in_flight = False
+            call.close(None, exc.ledger_outcome())
+        raise
+    except BaseException:
+        call.close(None, "failed before an answer" if not call.in_flight else UNKNOWN_OUTCOME)
+        raise
+    finally:
+        if not call.closed:  # the caller did not book an end: the safe side
+            call.close(None, "no answer recorded")
+        ctx.untrack(call)
 
 
 CEILING_FIX = "  what to do: lower n, size or quality, or raise max_cost for this case"
@@ -155,3 +266,30 @@ def price_response(
             f"booked at list cost {format_usd(list_cost)}"
         )
     return priced.cost
+
+
+def overbilled_note(
+    key: str, model: str, size: str, quality: str | None, n: int, list_cost: float, actual: float
+) -> str | None:
+    """When the provider billed above the price table: the figures, what the budget does
+    about it, and the ``imagegen_prices`` override that makes the table right."""
+    if actual <= list_cost * 1.0001 or list_cost <= 0:
+        return None
+    per_image = actual / max(n, 1)
+    return (
+        f"{key}: the provider billed {format_usd(actual)} where the price table says "
+        f"{format_usd(list_cost)} ({actual / list_cost:.2f}x); later budget reservations of this "
+        f"session use that ratio. To price it right, add to your imagegen_prices file: "
+        f"models: {{{model}: {{per_image: {{{size}: {{{quality or 'auto'}: {per_image:.4f}}}}}}}}}"
+    )
+
+
+__all__ = [
+    "PaidCall",
+    "actual_ceiling_error",
+    "list_ceiling_error",
+    "overbilled_note",
+    "paid_call",
+    "price_response",
+    "refuse_secrets",
+]

@@ -11,14 +11,14 @@ the call is billed. Actual cost comes from the response's ``usage`` tokens.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..api.errors import PriceError
-from ..api.shape import AUTO, input_image_tokens, parse_size
+from ..api.shape import AUTO, input_image_tokens, parse_size, patch_image_tokens
 from .usage import UnreadableUsage, UsageCost, usage_tokens
 
 
@@ -146,8 +146,21 @@ class ChatPrices:
     name: str
     input: float
     output: float
-    image_tokens: int
+    image_tokens: int  # one image of at most 512 px (the judge's)
     source: str = ""
+    tiles: tuple[int, int] | None = None  # (base, per 512 px tile) tokens of an image
+    patches: float | None = None  # or: 32 px patches times this multiplier
+
+    def image_input_tokens(self, width: int | None, height: int | None, detail: str) -> int:
+        """Input tokens of one image of this size (``None``: unknown, priced as 2048 x 2048)
+        at its ``detail`` setting, estimated high."""
+        w, h = (width or 2048), (height or 2048)
+        if self.tiles is not None:
+            base, per_tile = self.tiles
+            return base if detail == "low" else input_image_tokens(w, h, base, per_tile)
+        if self.patches is not None:
+            return patch_image_tokens(w, h, self.patches)
+        return self.image_tokens if max(w, h) <= 512 else self.image_tokens * 4
 
 
 @dataclass
@@ -173,11 +186,20 @@ class PriceTable:
         return self.chat_list_cost(model, 1, prompt_chars, max_output_tokens)
 
     def chat_list_cost(
-        self, model: str, images: int, prompt_chars: int, max_output_tokens: int
+        self,
+        model: str,
+        images: int | Sequence[tuple[int | None, int | None, str]],
+        prompt_chars: int,
+        max_output_tokens: int,
     ) -> float:
-        """A chat call with ``images`` images of at most 512 px, estimated high."""
+        """A chat call, estimated high: ``images`` images of at most 512 px (the judge's), or
+        each image priced by its real size and detail setting (a test's own call)."""
         m = self.chat_model(model)
-        tokens_in = images * m.image_tokens + math.ceil(prompt_chars / 3)
+        if isinstance(images, int):
+            image_tokens = images * m.image_tokens
+        else:
+            image_tokens = sum(m.image_input_tokens(w, h, d) for w, h, d in images)
+        tokens_in = image_tokens + math.ceil(prompt_chars / 3)
         cost = (tokens_in * m.input + max_output_tokens * m.output) / 1e6
         return round(cost * self.multiplier, 6)
 
@@ -195,7 +217,10 @@ class PriceTable:
             + (tokens.text_out + tokens.image_out) * m.output
             + tokens.unknown * max(m.input, m.output)
         ) / 1e6
-        return UsageCost(round(cost * self.multiplier, 6), None, "usage")
+        cost = round(cost * self.multiplier, 6)
+        if tokens.incomplete:
+            return UsageCost(max(cost, list_cost), None, "incomplete")
+        return UsageCost(cost, None, "usage")
 
     @classmethod
     def load(cls, overrides: Path | None = None, multiplier: float = 1.0) -> PriceTable:
@@ -242,6 +267,10 @@ class PriceTable:
                     output=float(spec["output"]),
                     image_tokens=int(spec["image_tokens"]),
                     source=str(spec.get("source", "")),
+                    tiles=tuple(int(v) for v in spec["tiles"])  # type: ignore[arg-type]
+                    if spec.get("tiles")
+                    else None,
+                    patches=float(spec["patches"]) if spec.get("patches") else None,
                 )
             except (KeyError, TypeError, ValueError) as exc:
                 raise PriceError(
@@ -305,7 +334,12 @@ class PriceTable:
             + tokens.text_out * (rates.text_output or rates.image_output)
             + tokens.unknown * max(rates.text_input, rates.image_input, rates.image_output)
         ) / 1e6
-        return UsageCost(round(cost * self.multiplier, 6), None, "usage")
+        cost = round(cost * self.multiplier, 6)
+        if tokens.incomplete or tokens.image_out + tokens.text_out == 0:
+            # an images answer always has output tokens: what is missing may have been
+            # billed, so the higher of the list cost and what the known parts imply
+            return UsageCost(max(cost, list_cost), None, "incomplete")
+        return UsageCost(cost, None, "usage")
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

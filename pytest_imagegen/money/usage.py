@@ -20,7 +20,7 @@ class UsageCost:
 
     cost: float
     problem: str | None = None
-    basis: str = "list"  # "usage" when priced from tokens
+    basis: str = "list"  # "usage" when priced from tokens, "incomplete" when not all were there
 
 
 class UnreadableUsage(ValueError):
@@ -33,7 +33,8 @@ class Tokens:
     image_in: int = 0
     text_out: int = 0
     image_out: int = 0
-    unknown: int = 0  # ``total_tokens`` only: priced at the highest rate
+    unknown: int = 0  # in ``total_tokens`` but in no part: priced at the highest rate
+    incomplete: bool = False  # output tokens missing, or the parts below the total
 
 
 def _count(usage: Mapping[str, Any], path: str) -> int | None:
@@ -83,13 +84,16 @@ def usage_tokens(usage: Any) -> Tokens:
     for inputs, outputs in USAGE_SHAPES:
         if inputs in usage or outputs in usage:
             text_in, image_in = _split(_count(usage, inputs), f"{inputs}_details", usage, "text")
-            text_out, image_out = _split(
-                _count(usage, outputs), f"{outputs}_details", usage, "image"
-            )
-            return Tokens(text_in, image_in, text_out, image_out)
+            out_count = _count(usage, outputs)
+            text_out, image_out = _split(out_count, f"{outputs}_details", usage, "image")
+            total = _count(usage, "total_tokens")
+            parts = text_in + image_in + text_out + image_out
+            unknown = total - parts if total is not None and total > parts else 0
+            incomplete = out_count is None or unknown > 0
+            return Tokens(text_in, image_in, text_out, image_out, unknown, incomplete)
     total = _count(usage, "total_tokens")
     if total is not None:
-        return Tokens(unknown=total)
+        return Tokens(unknown=total, incomplete=True)
     shown = ", ".join(sorted(map(str, usage))[:6]) or "nothing"
     raise UnreadableUsage(
         f"usage has none of input/output_tokens, prompt/completion_tokens or total_tokens "

@@ -32,6 +32,7 @@ from typing import Any, NoReturn
 from ..api.errors import (
     RETRY_STATUSES,
     UNKNOWN,
+    APIError,
     CassetteError,
     CostCeilingError,
     ImagegenError,
@@ -41,11 +42,17 @@ from ..api.errors import (
 )
 from ..api.redact import Redactor
 from ..api.shape import request_params
+from ..api.transfer import Deadline, TransferError, cap_bytes
 from ..cassettes.files import shown
 from ..cassettes.format import canonical_json, diff_bodies, fingerprint
-from ..money.budget import Reservation
 from ..money.context import RunContext
-from ..money.pipeline import actual_ceiling_error, book, list_ceiling_error, price_response
+from ..money.pipeline import (
+    PaidCall,
+    actual_ceiling_error,
+    list_ceiling_error,
+    overbilled_note,
+    refuse_secrets,
+)
 from ..money.prices import format_usd
 from ..review.results import CaseResult
 from .transports import FakeRoute, _raise, is_images_request, request_kind
@@ -54,36 +61,46 @@ MARKER_FIX = "  what to do: lower n, size or quality, or raise max_cost in @pyte
 REPLAY_KEY = "imagegen-replay"  # the placeholder key of the imagegen fixture's client
 
 
-def chat_summary(body: Mapping[str, Any]) -> tuple[str, int, int]:
-    """(the text of a chat request, how many images it sends, its output token limit)."""
-    texts, images = [], 0
+def chat_summary(
+    body: Mapping[str, Any],
+) -> tuple[str, list[tuple[int | None, int | None, str]], int]:
+    """(the text of a chat request, each image it sends as (width, height, detail) — the
+    size read from a data URL's header, ``None`` when given by URL — its output limit)."""
+    texts, images = [], []
     for message in body.get("messages") or []:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str):
             texts.append(content)
         for part in content if isinstance(content, list) else []:
-            if isinstance(part, dict) and part.get("type") == "text":
+            if isinstance(part, dict) and part.get("type") in ("text", "input_text"):
                 texts.append(str(part.get("text") or ""))
             elif isinstance(part, dict) and part.get("type") in ("image_url", "input_image"):
-                images += 1
+                ref = part.get("image_url")
+                url = ref.get("url") if isinstance(ref, dict) else ref
+                detail = ref.get("detail") if isinstance(ref, dict) else part.get("detail")
+                images.append((*_data_url_size(url), str(detail or "auto")))
     limit = body.get("max_tokens") or body.get("max_completion_tokens") or 4096
     return " ".join(texts), images, int(limit) if isinstance(limit, int) else 4096
 
 
-@dataclass(eq=False)
-class Call:
-    """One logical images call: its attempts (the SDK's or our client's retries) share one
-    list cost, one budget reservation and one ledger line (SPEC §12)."""
+def _data_url_size(url: Any) -> tuple[int | None, int | None]:
+    """The pixel size of a ``data:image/...;base64,`` URL from its header, if it has one."""
+    import base64
+    import binascii
+    import io
 
-    body: dict[str, Any]
-    fingerprint: str
-    list_cost: float
-    reservation: Reservation | None = None
-    kind: str = "image"
-    attempts: int = 0
-    in_flight: bool = False
-    maybe_billed: bool = False  # an attempt timed out or dropped after it was sent
-    last: str = "not sent (connection failed)"  # what the last failed attempt was
+    from PIL import Image
+
+    if not isinstance(url, str) or not url.startswith("data:") or "," not in url:
+        return None, None
+    try:
+        text = url.split(",", 1)[1][:65536]
+        head = base64.b64decode(text[: len(text) - len(text) % 4])
+        with Image.open(io.BytesIO(head)) as image:
+            width, height = image.size
+            return int(width), int(height)
+    except (binascii.Error, ValueError, OSError, Image.DecompressionBombError):
+        return None, None
 
 
 @dataclass
@@ -91,12 +108,14 @@ class Pending:
     body: dict[str, Any]
     list_cost: float
     live: bool
-    call: Call | None = None
+    call: PaidCall | None = None
+    deadline: Deadline | None = None
 
 
 @dataclass(repr=False)
 class Guard:
-    """Per-test policy for image requests (record mode, ceiling, budget, ledger)."""
+    """Per-test policy for image requests (record mode, ceiling, budget, ledger): the
+    paid-call pipeline for calls a test's own code makes (SPEC §12)."""
 
     ctx: RunContext
     result: CaseResult
@@ -112,7 +131,7 @@ class Guard:
     requests_meta: list[dict[str, Any]] = field(default_factory=list)
     recorded_meta: dict[str, Any] = field(default_factory=dict)
     last_live: bool | None = None  # whether the last images request went to the network
-    _open: dict[str, Call] = field(default_factory=dict)  # calls that may still be retried
+    _open: dict[str, PaidCall] = field(default_factory=dict)  # calls that may be retried
 
     def __repr__(self) -> str:
         return f"Guard({self.result.nodeid!r}, mode={self.mode!r})"
@@ -121,11 +140,20 @@ class Guard:
     def redactor(self) -> Redactor:
         return self.ctx.redactor
 
+    @property
+    def max_bytes(self) -> int:
+        return cap_bytes(self.ctx.settings.max_response_mb)
+
     # -- shared by sync and async paths
     def before(self, request: Any, content: bytes) -> Pending | None:
-        """Called before vcrpy sees ``request``; ``None`` for non-image requests."""
+        """Called for every request of the test; ``None`` for requests that cost nothing."""
         from vcr.request import Request as VcrRequest
 
+        sent_key = _bearer(request.headers.get("authorization")) or request.headers.get(
+            "api-key", ""
+        )
+        if sent_key and sent_key != REPLAY_KEY:
+            self.ctx.redactor.add(sent_key)  # never written, never shown
         if self.route is not None:
             self.route.apply(request, self.abort, strict=True)
         method, url = str(request.method), str(request.url)
@@ -167,10 +195,9 @@ class Guard:
         self.last_live = not playable
         retry = self._open.get(digest)
         if not playable and retry is not None and not retry.in_flight:
-            retry.attempts += 1  # the same call again: noted, not charged again
-            retry.in_flight = True
+            self._begin(retry, retry.attempts + 1)  # the same call again: one list cost
             self.result.attempts += 1
-            return Pending(body, retry.list_cost, live=True, call=retry)
+            return Pending(body, retry.list_cost, True, retry, Deadline(self.ctx.settings.timeout))
         cost = self._price(body, edit_sizes) if kind == "image" else self._price_chat(body)
         self.result.list_cost = (self.result.list_cost or 0.0) + cost
         if kind == "image":
@@ -183,8 +210,7 @@ class Guard:
             return Pending(body, cost, live=False)
         if self.cassette.write_protected:
             self._refuse(body, cost)
-        key = _bearer(request.headers.get("authorization"))
-        if not key or key == REPLAY_KEY:
+        if not sent_key or sent_key == REPLAY_KEY:
             self.abort(
                 MissingAPIKeyError(
                     "no API key: this request must be sent live but the client has none "
@@ -192,93 +218,144 @@ class Guard:
                     "OPENAI_API_KEY); nothing was sent"
                 )
             )
-        self.ctx.redactor.add(key)  # never written, never shown
-        call = Call(body, digest, cost, attempts=1, in_flight=True, kind=kind)
-        if self.ctx.budget is not None:
-            try:
-                call.reservation = self.ctx.budget.reserve(cost, self.result.nodeid)
-            except ImagegenError as exc:
-                self.abort(exc)
+        try:
+            refuse_secrets(self.ctx, body, f"this {kind} request")
+        except ImagegenError as exc:
+            self.abort(exc)
+        call = PaidCall(
+            self.ctx,
+            nodeid=self.result.nodeid,
+            suite=self.result.suite,
+            category=self.result.category,
+            ledger_body=body if kind == "image" else _chat_ledger_body(body),
+            list_cost=cost,
+            ledger_root=self.ledger_root,
+            kind=kind,
+            price_key=_price_key(body) if kind == "image" else None,
+        )
+        self.ctx.track(call)
+        self._begin(call, 1)
         self._open[digest] = call
         self.result.attempts += 1
-        return Pending(body, cost, live=True, call=call)
+        return Pending(body, cost, True, call, Deadline(self.ctx.settings.timeout))
 
-    def after(self, pending: Pending, status: int, content: bytes | None) -> None:
+    def _begin(self, call: PaidCall, attempt: int) -> None:
+        try:
+            call.begin(attempt)
+        except ImagegenError as exc:
+            self._close(call, None, "not sent (budget)")
+            self.abort(exc)
+
+    def record(self, request: Any, content: bytes, response: Any, body: bytes) -> None:
+        """A paid answer goes into the test's cassette (error answers are dropped on save)."""
+        from vcr.request import Request as VcrRequest
+
+        skip = ("content-length", "content-encoding", "transfer-encoding")
+        headers: dict[str, list[str]] = {}
+        for k, v in response.headers.multi_items():
+            if k.lower() not in skip:
+                headers.setdefault(k, []).append(v)
+        self.cassette.append(
+            VcrRequest(str(request.method), str(request.url), content, dict(request.headers)),
+            {
+                "status": {"code": response.status_code, "message": response.reason_phrase},
+                "headers": headers,
+                "body": {"string": body},
+            },
+        )
+
+    def after(self, pending: Pending, status: int, content: bytes) -> None:
         call = pending.call
         if not pending.live or call is None:
             return
-        call.in_flight = False
         if status >= 400:
             if status in RETRY_STATUSES and b"insufficient_quota" not in (content or b""):
-                call.last = f"api error {status}"  # may be retried: booked when it ends
+                call.answered(status)  # may be retried: booked when it ends
             else:
-                self._close(call, 0.0, f"api error {status}")
+                self._close(call, None, f"api error {status}")
             return
         usage = None
-        if content:
-            with contextlib.suppress(ValueError, AttributeError):
-                usage = json.loads(content).get("usage")
+        with contextlib.suppress(ValueError, AttributeError):
+            usage = json.loads(content).get("usage")
         model = str(pending.body.get("model") or "")
         if call.kind == "judge":
             priced = self.ctx.prices.judge_actual_cost(model, usage, pending.list_cost)
-            actual = priced.cost
-            self.result.judge_cost += actual
         else:
-            actual = price_response(
-                self.ctx, model, usage, pending.list_cost, self.result.nodeid, self.result.notes
-            )
-        self._close(call, actual, "ok")
-        self.result.actual_cost += actual
+            priced = self.ctx.prices.price_usage(model, usage, pending.list_cost)
+            if priced.problem:
+                self.result.notes.append(
+                    f"{self.result.nodeid}: the response's usage cannot be priced "
+                    f"({priced.problem}); booked at list cost {format_usd(priced.cost)}"
+                )
+        booked = self._close(call, priced.cost, "ok", calibrate=priced.basis == "usage")
         self.result.cassette = "recorded"
         self.requests_meta.append(
             {
-                "request_sha256": call.fingerprint,
+                "request_sha256": fingerprint(pending.body),
                 "list_cost": pending.list_cost,
-                "actual_cost": actual,
+                "actual_cost": booked,
                 "usage": usage,
             }
         )
-        if self.max_cost is not None and actual > self.max_cost:
+        if call.kind != "judge":
+            b = pending.body
+            note = overbilled_note(
+                _price_key(b), str(b.get("model")), str(b.get("size") or "auto"),
+                b.get("quality"), int(b.get("n") or 1), pending.list_cost, booked,
+            )  # fmt: skip
+            if note:
+                self.result.notes.append(note)
+        if self.max_cost is not None and booked > self.max_cost:
             self.result.ceiling = "actual"
-            self.abort(actual_ceiling_error(actual, self.max_cost, pending.list_cost, MARKER_FIX))
+            self.abort(actual_ceiling_error(booked, self.max_cost, pending.list_cost, MARKER_FIX))
 
     def failed(self, pending: Pending, exc: BaseException) -> None:
-        """The live request raised: never sent ($0) or an unknown outcome (list cost)."""
+        """The live attempt raised: never sent ($0) or an unknown outcome (list cost now)."""
         call = pending.call
         if not pending.live or call is None:
             return
-        call.in_flight = False
-        outcome = transport_outcome(exc)
-        if outcome == UNKNOWN:
-            call.maybe_billed = True
-            call.last = "unknown outcome, booked at list cost"
+        if isinstance(exc, TransferError) or transport_outcome(exc) == UNKNOWN:
+            call.unknown(str(exc))
         else:
-            call.last = "not sent (connection failed)"
+            call.answered(0)  # never left the machine: not billed
+
+    def too_large(self, pending: Pending, exc: BaseException) -> NoReturn:
+        """An answer above ``imagegen_max_response_mb``: booked at list cost, not retried."""
+        if pending.call is not None:
+            pending.call.unknown(str(exc))
+            self._close(
+                pending.call, None, "unknown outcome (answer too large), booked at list cost"
+            )
+        self.abort(
+            APIError(
+                f"{exc}; the request may have been billed and is booked at its list cost "
+                f"{format_usd(pending.list_cost)}. If the provider really answers this much, raise "
+                "imagegen_max_response_mb",
+                outcome=UNKNOWN,
+            )
+        )
 
     def finish(self) -> None:
         """At the end of the test: book the calls whose last attempt failed."""
         for call in list(self._open.values()):
-            if call.maybe_billed:
-                self._close(call, call.list_cost, "unknown outcome, booked at list cost")
-            else:
-                self._close(call, 0.0, call.last)
+            outcome = "unknown outcome, booked at list cost" if call.unknown_attempts else call.last
+            self._close(call, None, outcome)
 
-    def _close(self, call: Call, actual: float, outcome: str) -> None:
-        self._open.pop(call.fingerprint, None)
-        book(
-            self.ctx,
-            call.reservation,
-            actual,
-            outcome,
-            nodeid=self.result.nodeid,
-            suite=self.result.suite,
-            category=self.result.category,
-            body=call.body if call.kind == "image" else _chat_ledger_body(call.body),
-            list_cost=call.list_cost,
-            ledger_root=self.ledger_root,
-            attempts=call.attempts,
-            kind=call.kind,
-        )
+    def _close(
+        self, call: PaidCall, actual: float | None, outcome: str, *, calibrate: bool = False
+    ) -> float:
+        for digest, open_call in list(self._open.items()):
+            if open_call is call:
+                del self._open[digest]
+        if call.closed:
+            return call.booked
+        booked = call.close(actual, outcome, calibrate=calibrate)
+        self.ctx.untrack(call)
+        self.result.actual_cost += booked
+        self.result.server = "fake" if self.ctx.settings.fake_server else "live"
+        if call.kind == "judge":
+            self.result.judge_cost += booked
+        return booked
 
     # -- helpers
     def _price_chat(self, body: Mapping[str, Any]) -> float:
@@ -371,7 +448,13 @@ class Guard:
 def _chat_ledger_body(body: Mapping[str, Any]) -> dict[str, Any]:
     """What the ledger keeps of a chat call: the model and its text, not the images."""
     text, images, _ = chat_summary(body)
-    return {"model": body.get("model"), "prompt": text, "images": images}
+    return {"model": body.get("model"), "prompt": text, "images": len(images)}
+
+
+def _price_key(body: Mapping[str, Any]) -> str:
+    return (
+        f"{body.get('model')} {body.get('size') or 'auto'} quality={body.get('quality') or 'auto'}"
+    )
 
 
 def _bearer(value: str | None) -> str:

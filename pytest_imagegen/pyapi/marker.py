@@ -21,7 +21,7 @@ from ..cassettes.format import new_meta
 from ..cassettes.paths import sanitize_id
 from ..cassettes.persister import Persister, open_cassette
 from ..cassettes.remote import image_store
-from ..cassettes.store import UploadFailed
+from ..cassettes.store import ImageStore, UploadFailed
 from ..money.context import RunContext
 from ..review.results import CaseResult
 from .guard import Guard
@@ -113,11 +113,18 @@ def recording_session(
     moved = migrate_cassette(cassette_path)
     if moved:
         result.notes.append(moved)
-    existed = cassette_path.is_file()
     node = result.nodeid
     fix = f"re-record it with {command('--imagegen-record-mode=all', node)}"
+    pending_dir = ctx.state_dir / "pending" if ctx.state_dir else None
     store = image_store(ctx, images_dir)
-    persister = Persister(store, ctx.redactor, fix=fix, fresh=mode == "all")
+    if not cassette_path.exists() and promote_pending(pending_dir, cassette_path, store, ctx, fix):
+        result.notes.append(f"{node}: wrote its cassette from the paid answers kept last run")
+    existed = cassette_path.is_file()
+    if mode == "all" and existed and recorded_by(cassette_path, ctx.session_id, fix):
+        mode = "new_episodes"  # a rerun in this session replays what this session paid for
+    persister = Persister(
+        store, ctx.redactor, fix=fix, fresh=mode == "all", pending_dir=pending_dir
+    )
     route = FakeRoute(ctx.settings.base_url) if ctx.settings.fake_server else None
     try:
         with open_cassette(
@@ -144,6 +151,7 @@ def recording_session(
                 requests = guard.requests_meta
                 persister.meta = new_meta(
                     nodeid=node,
+                    session=ctx.session_id,
                     requests=requests,
                     list_cost=sum(float(r.get("list_cost") or 0.0) for r in requests),
                     actual_cost=sum(float(r.get("actual_cost") or 0.0) for r in requests),
@@ -155,3 +163,39 @@ def recording_session(
             store.flush()
         raise
     store.flush()  # the new images to the image store, if any, now that vcrpy let go of HTTP
+
+
+def recorded_by(path: Path, session_id: str, fix: str) -> bool:
+    """The cassette was written by this session (a rerun of the test)."""
+    from ..api.errors import ImagegenError
+    from ..cassettes.format import load_yaml
+
+    try:
+        meta = load_yaml(path, fix).get("imagegen")
+    except ImagegenError:
+        return False
+    return bool(session_id) and isinstance(meta, dict) and meta.get("session") == session_id
+
+
+def promote_pending(
+    pending_dir: Path | None, path: Path, store: ImageStore, ctx: RunContext, fix: str
+) -> bool:
+    """Write a test's cassette from the paid answers an earlier run kept (its cassette could
+    not be written then), so nothing is paid twice."""
+    from ..cassettes.format import load_yaml
+    from ..cassettes.pending import pending_path
+
+    if pending_dir is None:
+        return False
+    kept = pending_path(pending_dir, path)
+    if not kept.is_file():
+        return False
+    data = load_yaml(kept, fix)
+    persister = Persister(store, ctx.redactor, fix=fix, fresh=True)
+    meta = data.get("imagegen")
+    persister.meta = {
+        k: v for k, v in (meta if isinstance(meta, dict) else {}).items() if k != "format"
+    }
+    persister.write(path, list(data["interactions"]))
+    kept.unlink(missing_ok=True)
+    return True

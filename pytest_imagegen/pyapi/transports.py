@@ -17,6 +17,13 @@ from typing import Any, NoReturn, Protocol
 
 from ..api.errors import CassetteError
 from ..api.redact import Redactor
+from ..api.transfer import (
+    DeadlineExceeded,
+    ResponseTooLarge,
+    aread_body,
+    decoded_copy,
+    read_body,
+)
 
 IMAGES_PATH = re.compile(r"/images/(generations|edits|variations)/?$")
 CHAT_PATH = re.compile(r"/chat/completions/?$")
@@ -53,6 +60,9 @@ def _raise(exc: BaseException) -> NoReturn:
     raise exc
 
 
+CREDENTIAL_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key", "cookie")
+
+
 @dataclass(frozen=True)
 class FakeRoute:
     """``--imagegen-fake-server``: every images and chat request goes to the fake server.
@@ -62,6 +72,7 @@ class FakeRoute:
     """
 
     base_url: str  # the fake server's, ending in /v1
+    key: str = "fake-server-key"  # the only credential the fake server ever sees
 
     def apply(self, request: Any, abort: Callable[[BaseException], NoReturn], strict: bool) -> None:
         url = request.url
@@ -73,6 +84,10 @@ class FakeRoute:
                 target = target.copy_with(query=url.query)
             request.url = target
             request.headers["Host"] = target.netloc.decode("ascii")
+            for name in CREDENTIAL_HEADERS:  # the test's real key never leaves the process
+                if name in request.headers:
+                    del request.headers[name]
+            request.headers["Authorization"] = f"Bearer {self.key}"
             return
         if strict and not is_loopback(str(url.host)):
             abort(
@@ -90,74 +105,114 @@ class TransportGuard(Protocol):
     @property
     def redactor(self) -> Redactor: ...
 
+    @property
+    def max_bytes(self) -> int: ...
+
     def before(self, request: Any, content: bytes) -> Any: ...
 
-    def after(self, pending: Any, status: int, content: bytes | None) -> None: ...
+    def after(self, pending: Any, status: int, content: bytes) -> None: ...
 
     def failed(self, pending: Any, exc: BaseException) -> None: ...
 
+    def record(self, request: Any, content: bytes, response: Any, body: bytes) -> None: ...
 
-def _masked(response: Any, content: bytes | None, guard: TransportGuard) -> Any:
+    def too_large(self, pending: Any, exc: BaseException) -> NoReturn: ...
+
+
+def _true_method(cls: Any, method: str) -> Callable[..., Any]:
+    """The transport's own method, under any wrapper that names what it wraps (vcrpy's)."""
+    fn = cls.__dict__.get(method, getattr(cls, method))
+    while getattr(fn, "__wrapped__", None) is not None:
+        fn = fn.__wrapped__
+    return fn  # type: ignore[no-any-return]
+
+
+def _masked(response: Any, content: bytes, redactor: Redactor) -> bytes:
     """An error answer that echoes an API key, with the key masked (the SDK's exception
     message, the terminal and JUnit then never see it)."""
-    if not content or response.status_code < 400:
-        return response
+    if response.status_code < 400 or not content:
+        return content
     text = content.decode("utf-8", "replace")
-    redactor = guard.redactor
-    if not redactor.find(text):
-        return response
-    skip = ("content-length", "content-encoding", "transfer-encoding")
-    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in skip]
-    return type(response)(
-        response.status_code,
-        headers=headers,
-        content=redactor.mask(text).encode("utf-8"),
-        extensions=dict(response.extensions),
-    )
+    return redactor.mask(text).encode("utf-8") if redactor.find(text) else content
+
+
+def _timeout_error(transport: Any, message: str, request: Any) -> BaseException:
+    """The httpx flavour's own ReadTimeout, which SDKs treat as a timeout (and may retry)."""
+    flavour = importlib.import_module(type(transport).__module__.split(".")[0])
+    error: BaseException = flavour.ReadTimeout(message, request=request)
+    return error
 
 
 def _wrap(
-    guard: TransportGuard, original: Callable[..., Any], is_async: bool
+    guard: TransportGuard,
+    original: Callable[..., Any],
+    real: Callable[..., Any],
+    is_async: bool,
 ) -> Callable[..., Any]:
+    """A transport method that sends paid requests itself, through the pipeline: the guard
+    decides, the exchange has one deadline and a size cap, and the answer is appended to
+    the open vcrpy cassette. Replays and free requests go to ``original`` (vcrpy's)."""
     if is_async:
 
         async def handle_async(transport: Any, request: Any) -> Any:
-            pending = guard.before(request, await request.aread())
-            if pending is None:
+            content = await request.aread()
+            pending = guard.before(request, content)
+            if pending is None or not pending.live:
                 return await original(transport, request)
             try:
-                response = await original(transport, request)
+                pending.deadline.clip(request.extensions)
+                response = await real(transport, request)
+                body = await aread_body(
+                    response, pending.deadline, guard.max_bytes, request=request
+                )
+            except ResponseTooLarge as exc:
+                guard.too_large(pending, exc)
+            except DeadlineExceeded as exc:
+                guard.failed(pending, exc)
+                raise _timeout_error(transport, str(exc), request) from None
             except Exception as exc:
                 guard.failed(pending, exc)
                 raise
-            content = await response.aread() if pending.live else None
-            guard.after(pending, response.status_code, content)
-            return _masked(response, content, guard)
+            body = _masked(response, body, guard.redactor)
+            guard.record(request, content, response, body)
+            guard.after(pending, response.status_code, body)
+            return decoded_copy(response, body, request)
 
         return handle_async
 
     def handle(transport: Any, request: Any) -> Any:
-        pending = guard.before(request, request.read())
-        if pending is None:
+        content = request.read()
+        pending = guard.before(request, content)
+        if pending is None or not pending.live:
             return original(transport, request)
         try:
-            response = original(transport, request)
+            pending.deadline.clip(request.extensions)
+            response = real(transport, request)
+            body = read_body(response, pending.deadline, guard.max_bytes, request=request)
+        except ResponseTooLarge as exc:
+            guard.too_large(pending, exc)
+        except DeadlineExceeded as exc:
+            guard.failed(pending, exc)
+            raise _timeout_error(transport, str(exc), request) from None
         except Exception as exc:
             guard.failed(pending, exc)
             raise
-        content = response.read() if pending.live else None
-        guard.after(pending, response.status_code, content)
-        return _masked(response, content, guard)
+        body = _masked(response, body, guard.redactor)
+        guard.record(request, content, response, body)
+        guard.after(pending, response.status_code, body)
+        return decoded_copy(response, body, request)
 
     return handle
 
 
 def _prehook(
     check: Callable[[Any], None],
-) -> Callable[[Callable[..., Any], bool], Callable[..., Any]]:
+) -> Callable[[Callable[..., Any], Callable[..., Any], bool], Callable[..., Any]]:
     """Transport wrappers that call ``check(request)`` before passing the request on."""
 
-    def make(original: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
+    def make(
+        original: Callable[..., Any], real: Callable[..., Any], is_async: bool
+    ) -> Callable[..., Any]:
         if is_async:
 
             async def handle_async(transport: Any, request: Any) -> Any:
@@ -177,7 +232,7 @@ def _prehook(
 
 @contextlib.contextmanager
 def patch_transports(
-    make: Callable[[Callable[..., Any], bool], Callable[..., Any]],
+    make: Callable[[Callable[..., Any], Callable[..., Any], bool], Callable[..., Any]],
 ) -> Iterator[None]:
     """Wrap the transports of every installed httpx flavour for the duration."""
     saved: list[tuple[Any, str, Any]] = []
@@ -192,7 +247,7 @@ def patch_transports(
                 continue
             original = cls.__dict__.get(method, getattr(cls, method))
             saved.append((cls, method, original))
-            setattr(cls, method, make(original, is_async))
+            setattr(cls, method, make(original, _true_method(cls, method), is_async))
         yield
     finally:
         for cls, method, original in reversed(saved):
@@ -200,7 +255,7 @@ def patch_transports(
 
 
 def guarded(guard: TransportGuard) -> contextlib.AbstractContextManager[None]:
-    return patch_transports(lambda original, is_async: _wrap(guard, original, is_async))
+    return patch_transports(lambda original, real, is_async: _wrap(guard, original, real, is_async))
 
 
 def blocker(

@@ -1,199 +1,168 @@
-"""``--imagegen-html=DIR``: a self-contained review page of a session's images.
+"""``--imagegen-html=DIR``: the review page a product team decides from (SPEC §17).
 
-``DIR/index.html`` has inline CSS and no script and no external asset; the
-images are copied to ``DIR/images/`` and linked relatively, so the directory
-can be zipped, uploaded as a CI artifact and opened anywhere. Every piece of
-text from a suite (prompts, ids, params) is HTML-escaped and masked for API
-keys. Failures come first; a checkbox (pure CSS) hides everything else.
-
-Only content-addressed images are copied: a file whose name is not
-``<sha256>.<ext>``, that is a symlink, or whose bytes do not hash to its
-name is never read into the report (a forged baseline cannot smuggle
-``/proc/self/environ`` in).
+``DIR/index.html`` has inline CSS and a small inline script (allowed by a
+Content-Security-Policy hash, nothing else runs) and no external asset. Images
+are previews in ``DIR/previews/`` (WebP, ≤ 512 px) linked to the full images
+where they are stored, so the folder is a small fraction of the images' size
+and can be uploaded as a CI artifact. At the top: cases by state, spend,
+live-equivalent, budget and the cost gate's verdict. Per case: why it failed,
+the prompt (and the one its baseline or cassette was made for), costs, the
+accepted and current images with a difference view, OCR text, judge scores
+with reasons, and for a stale case what changed and the re-record command.
+Checkboxes make an ``approvals.json`` for ``pytest --imagegen-approve``; served
+by ``--imagegen-review``, Approve/Reject buttons write baselines at once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import html
-import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..cassettes.files import IMAGE_EXTENSIONS, SHA256_RE, atomic_write, write_text
+from ..cassettes.files import write_text
 from ..money.prices import format_usd
+from .htmlassets import CSS, SCRIPT, csp
+from .htmlcase import CaseView, Links, case_card, e
+from .previews import Previews
+from .states import FAILING, STATES, counts, rank, why_failed
+from .summary import summarize
 
 if TYPE_CHECKING:
     from ..api.redact import Redactor
-
-CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d232a;background:#f6f7f9}
-h1{font-size:20px;margin:0 0 6px}
-.summary{color:#4a5562;margin:0 0 12px}
-.toggle{display:inline-block;margin:0 0 16px;padding:6px 10px;background:#fff;border:1px solid #ccd3db;border-radius:6px}
-#only-failures:checked ~ #cases .case:not(.failed){display:none}
-.case{background:#fff;border:1px solid #d8dee6;border-left:6px solid #3c9d5d;border-radius:8px;padding:12px 16px;margin:0 0 16px}
-.case.failed{border-left-color:#d23c3c}
-.case.warned{border-left-color:#d9a21b}
-.case h2{font-size:15px;margin:0 0 4px;font-family:ui-monospace,monospace;word-break:break-all}
-.status{display:inline-block;font-weight:600;padding:1px 8px;border-radius:10px;background:#e3f4e8;color:#1f6b3a}
-.failed .status{background:#fbe3e3;color:#9b1f1f}
-.warned .status{background:#fbf0d5;color:#7a5a06}
-.prompt{white-space:pre-wrap;background:#f3f5f8;padding:8px;border-radius:6px;margin:8px 0}
-table.params{border-collapse:collapse;margin:6px 0}
-table.params td{padding:2px 10px 2px 0;vertical-align:top}
-table.params td:first-child{color:#4a5562}
-.images{display:flex;gap:16px;flex-wrap:wrap;margin-top:8px}
-.column h3{font-size:13px;margin:0 0 4px;color:#4a5562}
-figure{margin:0 0 8px}
-figure img{max-width:320px;max-height:320px;border:1px solid #ccd3db;display:block;background:#eee}
-figcaption{font-size:12px;color:#4a5562;max-width:320px}
-.over{color:#b01e1e;font-weight:600}
-.none{color:#7b8794;font-style:italic}
-.variants{display:flex;gap:16px;flex-wrap:wrap}
-.variant{background:#fff;border:1px solid #d8dee6;border-radius:8px;padding:8px;max-width:340px}
-.variant.recommended{border:3px solid #3c9d5d}
-.verdict{font-weight:600}
-"""
+    from .gate import CostDiff, CostLimit
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+@dataclass
+class PageContext:
+    """What the top of the page says besides the cases."""
+
+    budget: Mapping[str, float] | None = None  # the session budget's snapshot
+    cost_diff: CostDiff | None = None
+    cost_limit: CostLimit | None = None
+    right_size: Sequence[Any] | None = None  # right-sizing groups
+    decided: Mapping[str, str] = field(default_factory=dict)  # review server: nodeid -> what
 
 
-def _rank(r: Mapping[str, Any]) -> tuple[int, str]:
-    drift = r.get("drift") or {}
-    if r.get("outcome") == "failed":
-        rank = 0
-    elif drift.get("status") == "warn":
-        rank = 1
-    else:
-        rank = 2
-    return rank, str(r.get("nodeid"))
-
-
-def _copy(src: str, images: Path) -> str | None:
-    """Copy a content-addressed image into the report; ``None`` if it is not one."""
-    source = Path(src)
-    digest, _, ext = source.name.partition(".")
-    if not SHA256_RE.fullmatch(digest) or ext not in IMAGE_EXTENSIONS:
-        return None
-    target = images / source.name
-    try:
-        if not target.exists():
-            if source.is_symlink() or not source.is_file():
-                return None
-            data = source.read_bytes()
-            if hashlib.sha256(data).hexdigest() != digest:
-                return None
-            atomic_write(target, data)
-    except OSError:
-        return None
-    return f"images/{_e(source.name)}"
-
-
-def _figure(src: str | None, caption: str) -> str:
-    img = f'<img src="{src}" alt="">' if src else '<p class="none">image not available</p>'
-    return f"<figure>{img}<figcaption>{caption}</figcaption></figure>"
-
-
-def _case(r: Mapping[str, Any], images: Path) -> str:
-    drift = r.get("drift") or {}
-    status = str(drift.get("status") or "")
-    failed = r.get("outcome") == "failed"
-    cls = "failed" if failed else ("warned" if status == "warn" else "passed")
-    label = "failed" if failed else ("drift warning" if status == "warn" else "passed")
-    if status in ("fail", "missing", "accepted", "warn"):
-        label += f" · drift {status}"
-    request = r.get("request") or {}
-    rows = "".join(
-        f"<tr><td>{_e(k)}</td><td>{_e(json.dumps(v) if not isinstance(v, str) else v)}</td></tr>"
-        for k, v in request.items()
+def _top(results: Sequence[Mapping[str, Any]], page: PageContext) -> str:
+    s = summarize(results)
+    found = counts(results)
+    chips = "".join(
+        f'<span class="{"bad" if state in FAILING else ""}" data-state="{e(state)}">'
+        f"{n} {e(STATES[state])}</span>"
+        for state, n in found.items()
     )
-    cassette = r.get("cassette") or "none"
-    rows += (
-        f"<tr><td>cost</td><td>list {_e(format_usd(r.get('list_cost') or 0.0))} · actual "
-        f"{_e(format_usd(r.get('actual_cost') or 0.0))} · cassette {_e(cassette)}</td></tr>"
-    )
-    thresholds = drift.get("thresholds") or {}
-    if thresholds:
-        limits = ", ".join(f"{_e(a)} ≤ {_e(t)}" for a, t in thresholds.items())
-        rows += f"<tr><td>thresholds</td><td>{limits}</td></tr>"
-    baseline_figs = (
-        "".join(
-            _figure(_copy(p, images), f"accepted image {i}")
-            for i, p in enumerate(drift.get("baseline") or [], 1)
+    lines = [
+        f'<p class="counts"><b>{s.cases} cases</b>: {chips}</p>',
+        f'<p class="money">spent this run {e(format_usd(s.spent))} · live-equivalent '
+        f"{e(format_usd(s.list_cost))} (what a full live run costs) · saved by replay "
+        f"{e(format_usd(s.saved))}</p>",
+    ]
+    if page.budget is not None:
+        b = page.budget
+        left = max(float(b.get("limit", 0.0)) - float(b.get("spent", 0.0)), 0.0)
+        refused = int(b.get("refused", 0))
+        lines.append(
+            f'<p class="budget">budget {e(format_usd(b.get("limit", 0.0)))} · spent '
+            f"{e(format_usd(b.get('spent', 0.0)))} · left {e(format_usd(left))}"
+            + (f" · {refused} request(s) refused" if refused else "")
+            + "</p>"
         )
-        or '<p class="none">no accepted baseline</p>'
-    )
-    current_figs = []
-    for i, img in enumerate(drift.get("images") or [], 1):
-        distances = img.get("distances") or {}
-        over = set(img.get("over") or [])
-        parts = [
-            f'<span class="{"over" if a in over else ""}">{_e(a)} {_e(d)}</span>'
-            for a, d in distances.items()
-        ]
-        caption = f"current image {i}" + (f": {', '.join(parts)}" if parts else "")
-        read = (r.get("text") or [])[i - 1] if i <= len(r.get("text") or []) else None
-        if read is not None:
-            caption += f"<br>OCR read: {_e(' / '.join(read) or 'nothing')}"
-        judged = ((r.get("judge") or {}).get("images") or [])[i - 1 : i]
-        if judged:
-            minimum = (r.get("judge") or {}).get("min_score")
-            caption += (
-                f"<br>judge: {_e(judged[0].get('score'))} (needs {_e(minimum)}): "
-                f"{_e(judged[0].get('reason') or '')}"
+    if page.cost_diff is not None:
+        verdict = ""
+        if page.cost_limit is not None:
+            exceeded = page.cost_diff.exceeds(page.cost_limit)
+            verdict = (
+                f' · allowed increase {e(page.cost_limit)}: <span class="gate-'
+                f'{"exceeded" if exceeded else "within"}">'
+                f"{'EXCEEDED' if exceeded else 'within the limit'}</span>"
             )
-        current_figs.append(_figure(_copy(str(img.get("path")), images), caption))
-    current = "".join(current_figs) or '<p class="none">no images (the test failed before)</p>'
-    revised = "".join(
-        f'<p class="prompt revised">revised by the API: {_e(p)}</p>'
-        for p in r.get("revised_prompts") or []
-        if p
-    )
-    return (
-        f'<section class="case {cls}" data-status="{_e(cls)}">'
-        f'<h2>{_e(r.get("nodeid"))}</h2><span class="status">{_e(label)}</span>'
-        f'<p class="prompt">{_e(r.get("prompt") or "")}</p>{revised}'
-        f'<table class="params">{rows}</table>'
-        f'<div class="images"><div class="column baseline"><h3>baseline</h3>{baseline_figs}</div>'
-        f'<div class="column current"><h3>current</h3>{current}</div></div>'
-        "</section>"
-    )
+        lines.append(
+            f'<p class="gate">cost change vs baseline: {e(page.cost_diff.describe_change())}'
+            f"{verdict}</p>"
+        )
+    return f'<div class="top" id="summary">{"".join(lines)}</div>'
 
 
-def _right_size(groups: Sequence[Any], images: Path) -> str:
+def _right_size(groups: Sequence[Any], results: Sequence[Mapping[str, Any]], view: CaseView) -> str:
     """The variants of each right-sizing group side by side, with cost and verdict."""
+    from .htmlcase import _figure
     from .rightsize import shown_cost_per_accepted
 
-    sections = []
+    by_id = {str(r.get("nodeid")): r for r in results}
+    sections, any_failed = [], False
     for g in groups:
-        cards = []
+        cards, group_failed = [], False
         for v in g.variants:
             verdict = v.verdict(g.recommended)
+            failed = bool(v.failed)
+            group_failed |= failed
             rate = "n/a" if v.accept_rate is None else f"{v.accept_rate:.0%}"
             per = shown_cost_per_accepted(v.cost_per_accepted, v.accepted)
-            cls = "variant recommended" if v.nodeid == g.recommended else "variant"
-            src = _copy(v.image_path, images) if v.image_path else None
+            cls = "variant" + (" recommended" if v.nodeid == g.recommended else "")
+            cls += " failed" if failed else ""
+            why = ""
+            r = by_id.get(v.nodeid)
+            if failed and r is not None and r.get("failure"):
+                first = str(r.get("failure")).splitlines()[0]
+                why = f'<p class="note">{e(first)}</p>'
             cards.append(
-                f'<div class="{cls}" data-verdict="{_e(verdict)}">'
-                f"{_figure(src, _e(v.label))}"
-                f"<p>list {_e(format_usd(v.list_cost))} · accepted {v.accepted}/{v.images} "
-                f"({_e(rate)}) · per accepted image {_e(per)}</p>"
-                f'<p class="verdict">{_e(verdict)}</p></div>'
+                f'<div class="{cls}" data-verdict="{e(verdict)}" data-nodeid="{e(v.nodeid)}">'
+                f"{_figure(view, v.image_path, e(v.label))}"
+                f"<p>list {e(format_usd(v.list_cost))} · accepted {v.accepted}/{v.images} "
+                f"({e(rate)}) · per accepted image {e(per)}</p>"
+                f'<p class="verdict">{e(verdict)}</p>{why}</div>'
             )
-        note = f'<p class="note">{_e(g.note)}</p>' if g.note else ""
+        any_failed |= group_failed
+        note = f'<p class="note">{e(g.note)}</p>' if g.note else ""
         sections.append(
-            f'<section class="group"><h2>{_e(g.key)}</h2>'
-            f"<p>passes at accept rate ≥ {g.min_accept_rate:.0%}</p>"
-            f'<div class="variants">{"".join(cards)}</div>{note}</section>'
+            f'<section class="group{" has-failed" if group_failed else ""}"><h2>{e(g.key)}</h2>'
+            f"<p>passes at accept rate ≥ {g.min_accept_rate:.0%}; a variant whose test failed "
+            f'is never recommended</p><div class="variants">{"".join(cards)}</div>{note}</section>'
         )
     return (
-        '<section id="right-size"><h1>Right-sizing: the cheapest setting that meets the brief</h1>'
+        f'<section id="right-size"{" class=has-failed" if any_failed else ""}>'
+        "<h1>Right-sizing: the cheapest setting that meets the brief</h1>"
         + "".join(sections)
         + "</section>"
+    )
+
+
+def render(
+    results: Sequence[Mapping[str, Any]],
+    previews: Previews,
+    links: Links,
+    page: PageContext | None = None,
+) -> str:
+    """The page's HTML (previews are made in ``previews`` as needed)."""
+    page = page or PageContext()
+    server = links.token is not None
+    view = CaseView(previews, links, page.decided, server=server)
+    ordered = sorted(results, key=rank)
+    body = "".join(case_card(r, view) for r in ordered)
+    failing = sum(1 for r in results if why_failed(r))
+    token = f' data-token="{e(links.token)}"' if server else ""
+    how = (
+        "Approve / Reject write the case's baseline at once (the current images, or the ones "
+        "ticked)."
+        if server
+        else "Tick cases or images, download approvals.json and run "
+        "<code>pytest --imagegen-approve=approvals.json</code> in the project."
+    )
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{e(csp())}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>pytest-imagegen review</title><style>{CSS}</style></head><body{token}>"
+        "<h1>pytest-imagegen: visual review</h1>"
+        f"{_top(results, page)}"
+        '<input type="checkbox" id="only-failures" hidden>'
+        '<div class="toolbar"><label class="toggle" for="only-failures">show failures only '
+        f"({failing})</label>"
+        '<button id="download-approvals" type="button" disabled>Download approvals.json</button>'
+        f'<span class="note">{how}</span></div>'
+        f"{_right_size(page.right_size, results, view) if page.right_size else ''}"
+        f'<main id="cases">{body}</main><script>{SCRIPT}</script></body></html>\n'
     )
 
 
@@ -202,27 +171,16 @@ def write(
     results: Sequence[Mapping[str, Any]],
     redactor: Redactor | None = None,
     right_size: Sequence[Any] | None = None,
+    page: PageContext | None = None,
 ) -> Path:
-    """Write ``directory/index.html`` (and copies of the images); return its path."""
+    """Write ``directory/index.html`` and its previews; return its path."""
     if redactor is not None:
         results = redactor.mask_data(list(results))
-    images = directory / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    ordered = sorted(results, key=_rank)
-    failed = sum(1 for r in results if r.get("outcome") == "failed")
-    warned = sum(1 for r in results if (r.get("drift") or {}).get("status") == "warn")
-    body = "".join(_case(r, images) for r in ordered)
-    page = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>pytest-imagegen review</title><style>{CSS}</style></head><body>"
-        "<h1>pytest-imagegen: visual review</h1>"
-        f'<p class="summary">{len(results)} cases · {failed} failed · {warned} drift warnings</p>'
-        '<input type="checkbox" id="only-failures">'
-        '<label class="toggle" for="only-failures">show failures only</label>'
-        f"{_right_size(right_size, images) if right_size else ''}"
-        f'<main id="cases">{body}</main></body></html>\n'
-    )
+    page = page or PageContext()
+    if right_size is not None:
+        page.right_size = right_size
+    directory.mkdir(parents=True, exist_ok=True)
+    text = render(results, Previews(directory), Links(directory), page)
     index = directory / "index.html"
-    write_text(index, page, redactor)
+    write_text(index, text, redactor)
     return index

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,20 +16,25 @@ MARKDOWN_CASE_ROWS = 200
 EPSILON = 1e-9
 
 
-#: characters that mean something to Markdown or HTML, written as numeric entities so
-#: text from a suite (a prompt, an id) can never open a code span, a link or an image
-_MD_SPECIAL = {ord(c): f"&#{ord(c)};" for c in "\\`*_{}[]()<>#+!|~&\"':"}
+#: characters that mean something to Markdown (or HTML inside it) in a table cell: each is
+#: backslash-escaped, so text from a suite (a prompt, an id) reads as itself and can never
+#: open a code span, a link, an image or a tag, or add a table cell
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
 
 
 def _md(text: object) -> str:
-    """Plain text for a Markdown table cell: every special character as an entity."""
-    return " ".join(str(text).splitlines()).translate(_MD_SPECIAL)
+    """Plain text for a Markdown table cell."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
 def _code(text: object) -> str:
-    """An id in a cell, shown in code font without a backtick code span (which a backtick
-    in the text would close)."""
-    return f"<code>{_md(text)}</code>"
+    """An id in a cell, in a code span: a backtick run longer than any inside it, spaces when
+    it starts or ends with one; a pipe escaped (GitHub splits cells before code spans)."""
+    flat = " ".join(str(text).splitlines()).replace("|", "\\|")
+    runs = [len(m) for m in re.findall(r"`+", flat)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") or not flat.strip() else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
 
 
 def markdown(

@@ -22,8 +22,10 @@ def write_reports(
     cost_limit: CostLimit | None,
     groups: Sequence[Any] | None,
     redactor: Redactor,
+    root: Path | None = None,
 ) -> None:
-    """Every report asked for; each text masked for API keys, each file written atomically."""
+    """Every report asked for; each text masked for API keys, each file written atomically.
+    Paths in the JSON report are relative to ``root`` (the rootdir)."""
     extra: dict[str, Any] = {}
     if cost_diff is not None:
         extra["cost_change"] = {
@@ -34,7 +36,7 @@ def write_reports(
     if groups is not None:
         extra["right_size"] = [g.to_dict() for g in groups]
     if json_path is not None:
-        jsonreport.write_json(json_path, jsonreport.json_report(results, extra), redactor)
+        jsonreport.write_json(json_path, jsonreport.json_report(results, extra, root), redactor)
     if markdown_path is not None or step_summary is not None:
         text = markdown.markdown(results, cost_diff, cost_limit, groups)
         if markdown_path is not None:

@@ -53,6 +53,20 @@ class CaseResult:
     variant: str | None = None  # this case's cell of that matrix, e.g. "quality=low-size=…"
     min_accept_rate: float = 1.0
     excluded: str | None = None  # the use-case limit that rules this variant out
+    # -- for the review page (SPEC §17): why the test failed, and what a case that failed
+    # before its images were known still has to show
+    failure: str | None = None  # the failure message (every failed check, masked)
+    failed_checks: list[str] = field(default_factory=list)  # kinds, see review/states.py
+    stale_changes: list[str] | None = None  # stale cassette: "field: old → new"
+    rerecord_command: str | None = None  # how to (re-)record it, for stale / no cassette
+    rerecord_cost: float | None = None  # what that costs (list)
+    recorded_prompt: str | None = None  # the prompt the cassette was recorded for
+    recorded_images: list[dict[str, Any]] = field(default_factory=list)  # cassette images,
+    # when the test failed before it had current images (sha256, path)
+    baseline_info: dict[str, Any] | None = None  # accepted images, prompt, approval record
+    case_id: str = ""  # the case's id in its suite (its key in the baseline file)
+    suite_file: str = ""  # the suite file (approvals find the case's baseline from it)
+    server: str = "live"  # "fake" with --imagegen-fake-server: its figures are not spend
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..money.prices import format_usd
+from .states import why_failed
 
 #: fewer images than this in a variant: its accept rate is not worth much
 MIN_SAMPLE = 4
@@ -74,10 +75,13 @@ class Variant:
     excluded: str | None = None  # the use-case profile's limit that rules it out
     small_sample: bool = False
     image_path: str | None = None  # one current image, for the review page
+    failed: str | None = None  # why its test failed (never recommended then)
 
     def verdict(self, recommended: str | None) -> str:
         if self.nodeid == recommended:
             return "recommended"
+        if self.failed:
+            return f"failed: {self.failed}"
         if self.excluded:
             return f"excluded: {self.excluded}"
         return "passes" if self.passing else "below the accept rate"
@@ -146,6 +150,7 @@ def _group(key: str, members: list[Mapping[str, Any]]) -> Group:
         rate = e["accept_rate"]
         images = int(r.get("images") or 0)
         current = ((r.get("drift") or {}).get("images") or [{}])[0].get("path")
+        failed = why_failed(r)
         group.variants.append(
             Variant(
                 nodeid=str(r.get("nodeid")),
@@ -157,10 +162,11 @@ def _group(key: str, members: list[Mapping[str, Any]]) -> Group:
                 accepted=int(r.get("accepted") or 0),
                 accept_rate=rate,
                 cost_per_accepted=e["cost_per_accepted"],
-                passing=rate is not None and rate >= minimum - 1e-9,
+                passing=not failed and rate is not None and rate >= minimum - 1e-9,
                 excluded=r.get("excluded"),
                 small_sample=images < MIN_SAMPLE,
                 image_path=str(current) if current else None,
+                failed=failed,
             )
         )
     group.variants.sort(key=_rank)
@@ -169,6 +175,7 @@ def _group(key: str, members: list[Mapping[str, Any]]) -> Group:
         group.note = (
             f"no variant reached the accept rate {minimum:.0%}"
             + (" within its use-case profile" if any(v.passing for v in group.variants) else "")
+            + (" with a passing test" if any(v.failed for v in group.variants) else "")
             + "; nothing to recommend"
         )
         return group
@@ -201,6 +208,7 @@ def terminal_lines(found: list[Group]) -> list[str]:
             mark = "*" if v.nodeid == g.recommended else " "
             rate = "n/a" if v.accept_rate is None else f"{v.accept_rate:.0%}"
             why = f"  excluded: {v.excluded}" if v.excluded else ""
+            why = f"  FAILED: {v.failed}" if v.failed else why
             few = "  (few images)" if v.small_sample else ""
             lines.append(
                 f"  {mark} {v.label:<{width}}  list {format_usd(v.list_cost)}  accepted "

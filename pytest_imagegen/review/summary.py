@@ -15,7 +15,8 @@ from ..money.prices import format_usd
 class Summary:
     cases: int = 0
     list_cost: float = 0.0  # live-equivalent: what a full live run of these cases would cost
-    spent: float = 0.0
+    spent: float = 0.0  # billed by a live provider (fake-server traffic is not spend)
+    fake_spent: float = 0.0  # what the fake server's answers would have cost (not billed)
     saved: float = 0.0  # what the replayed cases cost when they were recorded
     live: int = 0
     replayed: int = 0
@@ -35,7 +36,10 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> Summary:
     for r in results:
         s.cases += 1
         s.list_cost += r.get("list_cost") or 0.0
-        s.spent += r.get("actual_cost") or 0.0
+        if r.get("server") == "fake":
+            s.fake_spent += r.get("actual_cost") or 0.0
+        else:
+            s.spent += r.get("actual_cost") or 0.0
         s.saved += r.get("saved") or 0.0
         status = r.get("cassette")
         if status == "live":
@@ -71,6 +75,10 @@ def terminal_lines(s: Summary) -> list[str]:
         f"spent: {format_usd(s.spent)}  live-equivalent: {format_usd(s.list_cost)}  "
         f"saved by replay: {format_usd(s.saved)}",
     ]
+    if s.fake_spent:
+        lines.append(
+            f"fake server (not billed, not spend): {format_usd(s.fake_spent)} at list prices"
+        )
     if s.ceiling_failures:
         lines.append(f"cost ceiling failures: {s.ceiling_failures}")
     if s.quality_failures:

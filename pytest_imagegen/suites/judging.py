@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.errors import UNREADABLE, APIError, CassetteError, command
 from ..checks import judge
-from ..money.pipeline import paid_request
+from ..money.pipeline import PaidCall, paid_call
 from ..money.prices import format_usd
 
 if TYPE_CHECKING:
@@ -146,33 +146,38 @@ def _ask(
     for image, sha in zip(generation.images, shas, strict=True):
         body = judge.request_body(cfg.model, cfg.rubric, judge.data_url(image.data))
         ledger_body = {"model": cfg.model, "prompt": cfg.rubric, "image_sha256": sha}
-        with paid_request(
-            ctx,
-            nodeid=result.nodeid,
-            suite=spec.suite,
-            category=spec.category,
-            body=ledger_body,
-            list_cost=per_image,
-            ledger_root=ctx.suites_root(spec.path),
-            kind="judge",
-        ) as charge:
-            payload, charge.attempts = client.chat(body)
-            priced = ctx.prices.judge_actual_cost(cfg.model, payload.get("usage"), per_image)
-            charge.actual = priced.cost
-            result.judge_cost += priced.cost
-            result.actual_cost += priced.cost
-            if priced.problem:
-                result.notes.append(
-                    f"{result.nodeid}: the judge's usage cannot be priced ({priced.problem}); "
-                    f"booked at list cost {format_usd(per_image)}"
-                )
-            try:
-                verdict = judge.parse_answer(payload)
-            except judge.UnreadableAnswer as exc:
-                raise APIError(
-                    f"the judge's answer cannot be read ({exc}); the call was paid",
-                    outcome=UNREADABLE,
-                ) from None
+        call: PaidCall | None = None
+        try:
+            with paid_call(
+                ctx,
+                nodeid=result.nodeid,
+                suite=spec.suite,
+                category=spec.category,
+                body=ledger_body,
+                list_cost=per_image,
+                ledger_root=ctx.suites_root(spec.path),
+                kind="judge",
+            ) as call:
+                payload, _ = client.chat(body, hooks=call)
+                priced = ctx.prices.judge_actual_cost(cfg.model, payload.get("usage"), per_image)
+                if priced.problem:
+                    result.notes.append(
+                        f"{result.nodeid}: the judge's usage cannot be priced ({priced.problem}); "
+                        f"booked at list cost {format_usd(per_image)}"
+                    )
+                try:
+                    verdict = judge.parse_answer(payload)
+                except judge.UnreadableAnswer as exc:
+                    call.close(priced.cost, "unreadable answer, booked")
+                    raise APIError(
+                        f"the judge's answer cannot be read ({exc}); the call was paid",
+                        outcome=UNREADABLE,
+                    ) from None
+                call.close(priced.cost, "ok")
+        finally:
+            if call is not None:
+                result.judge_cost += call.booked
+                result.actual_cost += call.booked
         entries.append(
             {
                 "image_sha256": sha,

@@ -17,11 +17,12 @@ prefetch failures are shared through the session directory.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,9 @@ class Progress:
             self.write(self.line(), self.live and not final)
 
 
+GRACE = 2.0  # seconds in-flight requests get to finish after Ctrl-C before they are abandoned
+
+
 def run(
     cases: Sequence[tuple[str, CaseSpec]],
     ctx: RunContext,
@@ -95,49 +99,97 @@ def run(
     session_dir: Path | None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Record ``cases`` up to ``concurrency`` at once; nodeid -> the recorded result."""
-    from ..api.locks import file_lock
-    from .runner import new_result, open_cassette, preflight, record
+    """Record ``cases`` up to ``concurrency`` at once; nodeid -> the recorded result.
+
+    Ctrl-C stops sending at once: the queue is dropped, requests in flight get
+    :data:`GRACE` seconds to be answered (and are booked by outcome), the rest are
+    booked as unknown outcomes at list cost, and the interrupt goes on to pytest.
+    """
+    from .runner import new_result, open_cassette, preflight, record_once
 
     lock = threading.Lock()
     done: dict[str, Any] = {}
+    queue = list(reversed(cases))
+    stop = threading.Event()
 
     def one(nodeid: str, spec: CaseSpec) -> None:
         result = new_result(spec, nodeid)
-        cassette = open_cassette(spec, nodeid)
         if progress is not None:
             with lock:
                 progress.inflight += 1
                 progress.show()
         try:
             preflight(spec, ctx, result)
-            timeout = ctx.settings.timeout * (ctx.settings.max_retries + 2)
-            with file_lock(cassette.path, timeout=timeout):
-                if not cassette.recorded_by(ctx.session_id):  # not by another worker meanwhile
-                    record(spec, ctx, result, cassette.path, cassette.fix, direct=True)
+            record_once(spec, ctx, result, open_cassette(spec, nodeid))
             done[nodeid] = result
         except ImagegenError as exc:
             _remember(session_dir, nodeid, str(exc))
+        except KeyboardInterrupt:
+            return  # the session is stopping (its calls are booked by the main thread)
         except Exception as exc:  # a test must still say what happened
             _remember(session_dir, nodeid, f"prefetch failed: {type(exc).__name__}: {exc}")
         finally:
-            if progress is not None:
+            if progress is not None and not stop.is_set():
                 with lock:
                     progress.inflight -= 1
                     progress.done += 1
                     progress.spent += result.actual_cost
                     progress.show()
 
+    def worker() -> None:
+        while not stop.is_set():
+            with lock:
+                if not queue:
+                    return
+                nodeid, spec = queue.pop()
+            one(nodeid, spec)
+
     if progress is not None:
         progress.started = time.monotonic()
         progress.show()
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="imagegen") as pool:
-        futures = [pool.submit(one, nodeid, spec) for nodeid, spec in cases]
-        for future in as_completed(futures):
-            future.result()
+    threads = [
+        threading.Thread(target=worker, name=f"imagegen-{i}", daemon=True)
+        for i in range(max(1, min(concurrency, len(cases))))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.1)  # short waits: Ctrl-C reaches this thread at once
+    except KeyboardInterrupt:
+        stop.set()
+        with lock:
+            queue.clear()  # nothing more is sent
+        interrupted(ctx, threads)
+        raise
     if progress is not None:
         progress.show(final=True)
     return done
+
+
+def interrupted(ctx: RunContext, threads: Sequence[threading.Thread]) -> None:
+    """After Ctrl-C: in-flight requests get a moment to be answered, then every call still
+    open is booked (in flight: its list cost). Further Ctrl-Cs are ignored meanwhile, so
+    the booking is never cut short."""
+    with ignoring_interrupts():
+        ends = time.monotonic() + GRACE
+        for thread in threads:
+            thread.join(max(0.0, ends - time.monotonic()))
+        ctx.abandon_open_calls()
+
+
+@contextlib.contextmanager
+def ignoring_interrupts() -> Iterator[None]:
+    """SIGINT ignored for the duration (main thread only; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _remember(session_dir: Path | None, nodeid: str, message: str) -> None:
@@ -147,6 +199,22 @@ def _remember(session_dir: Path | None, nodeid: str, message: str) -> None:
     from .runner import prefetch_error_path
 
     atomic_write(prefetch_error_path(session_dir, nodeid), message.encode("utf-8"))
+
+
+def for_session(
+    cases: Sequence[tuple[str, CaseSpec]],
+    ctx: RunContext,
+    worker: tuple[int, int] | None,
+    tr: Any,
+    quiet: bool,
+) -> None:
+    """The session's prefetch: this process's share of the selected cases (the same list on
+    every worker, split first), those whose request the record mode will send."""
+    mine = [c for c in share(cases, worker) if will_send(c[1], ctx)]
+    if not mine:
+        return
+    write, live = terminal_writer(tr, quiet)
+    run(mine, ctx, ctx.settings.concurrency, ctx.session_dir, Progress(len(mine), write, live))
 
 
 def share(items: Sequence[Any], worker: tuple[int, int] | None) -> list[Any]:

@@ -8,21 +8,28 @@ the replay, the judge and the checks.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..api.errors import CassetteError, command
+from ..api.errors import CassetteError, ImagegenError, command
 from ..api.shape import request_params
 from ..cassettes.cassette import CaseCassette, CassetteState
 from ..cassettes.files import shown
 from ..cassettes.paths import suite_cassette_path, suite_images_dir
 from ..cassettes.remote import image_store
+from ..checks.drift import DriftCheck
+from ..checks.drift import raise_for as drift_raise_for
 from ..checks.expectations import assess
 from ..money.context import RunContext
-from ..money.pipeline import actual_ceiling_error, list_ceiling_error, paid_request, price_response
+from ..money.pipeline import (
+    PaidCall,
+    actual_ceiling_error,
+    list_ceiling_error,
+    overbilled_note,
+    paid_call,
+)
 from ..money.prices import format_usd
 from ..review.results import CaseResult
 from . import costing
@@ -48,6 +55,8 @@ def new_result(spec: CaseSpec, nodeid: str) -> CaseResult:
         group=nodeid.split("[", 1)[0] if spec.right_size_group else None,
         variant="-".join(f"{k}={v}" for k, v in spec.matrix) if spec.right_size_group else None,
         excluded=spec.excluded,
+        case_id=spec.id,
+        suite_file=str(spec.path),
     )
 
 
@@ -84,29 +93,90 @@ def obtain(
         return replay(spec, ctx, result, cassette)
     if state.status == "missing" and mode == "none":
         result.cassette = "missing"
+        result.rerecord_command = command("--imagegen-record-mode=once", result.nodeid)
+        result.rerecord_cost = result.list_cost  # review page (SPEC §17)
         raise CassetteError(
             f"no cassette for {result.nodeid}; record it with "
             f"{command('--imagegen-record-mode=once', result.nodeid)} (estimated cost {cost})"
         )
     if state.status == "stale" and mode in ("none", "once"):
         result.cassette = "stale"
-        changed = "\n".join(f"    {line}" for line in _named_changes(spec, state))
+        result.stale_changes = _named_changes(spec, state)  # review page (SPEC §17)
+        result.rerecord_command = command("--imagegen-record-mode=new_episodes", result.nodeid)
+        result.rerecord_cost = result.list_cost
+        changed = "\n".join(f"    {line}" for line in result.stale_changes)
         raise CassetteError(
             f"stale cassette for {result.nodeid}: the case changed since {cassette.path.name} "
             f"was recorded:\n{changed}\n"
             f"  re-record it with {command('--imagegen-record-mode=new_episodes', result.nodeid)} "
             f"(estimated cost {cost})"
         )
+    return record_once(spec, ctx, result, cassette)
+
+
+def record_once(
+    spec: CaseSpec, ctx: RunContext, result: CaseResult, cassette: CaseCassette
+) -> Generation:
+    """Record the case unless someone else did meanwhile: one recording per cassette, across
+    the threads of the prefetch, xdist workers and other pytest processes of the project
+    (the one that waited for the lock uses what the other recorded, SPEC §12)."""
     from ..api.locks import file_lock
 
-    # one recording per cassette in the session: a concurrent prefetch (or another
-    # xdist worker) may be recording it right now
-    with file_lock(cassette.path, timeout=ctx.settings.timeout * (ctx.settings.max_retries + 2)):
-        if cassette.reload().recorded_by(ctx.session_id):
+    before = _stamp(cassette.path)
+    lock_root = ctx.state_dir or cassette.path.parent
+    with file_lock(
+        cassette.path, lock_root, timeout=ctx.settings.timeout * (ctx.settings.max_retries + 2)
+    ):
+        cassette.reload()
+        body = spec.request_body()
+        fresh = cassette.state(body).status == "fresh"
+        mode = ctx.settings.record_mode
+        if fresh and (
+            mode != "all" or cassette.recorded_by(ctx.session_id) or _stamp(cassette.path) != before
+        ):
             return replay(spec, ctx, result, cassette)
-        generation = record(spec, ctx, result, cassette.path, cassette.fix)
+        if _promote_pending(spec, ctx, cassette, body):
+            return replay(spec, ctx, result, cassette)
+        generation = record(spec, ctx, result, cassette)
         cassette.reload()
         return generation
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _promote_pending(
+    spec: CaseSpec, ctx: RunContext, cassette: CaseCassette, body: Mapping[str, Any]
+) -> bool:
+    """A paid answer kept by an earlier run (its cassette could not be written): write the
+    cassette from it now, so nothing is paid twice."""
+    from ..cassettes.format import fingerprint, load_yaml
+    from ..cassettes.pending import find_pending
+    from ..cassettes.persister import Persister
+
+    pending_dir = ctx.state_dir / "pending" if ctx.state_dir else None
+    kept = find_pending(pending_dir, cassette.path, fingerprint(body))
+    if kept is None:
+        return False
+    data = load_yaml(kept, cassette.fix)
+    persister = Persister(
+        image_store(ctx, suite_images_dir(spec.path)), ctx.redactor, fix=cassette.fix, fresh=True
+    )
+    persister.request_body = body
+    meta = data.get("imagegen")
+    persister.meta = {
+        k: v for k, v in (meta if isinstance(meta, dict) else {}).items() if k != "format"
+    }
+    persister.write(cassette.path, list(data["interactions"]))
+    kept.unlink(missing_ok=True)
+    cassette.reload()
+    persister.images.flush()  # to the image store, if any
+    return True
 
 
 def prefetch_error_path(session_dir: Path, nodeid: str) -> Path:
@@ -183,33 +253,20 @@ def replay(
 
 
 def record(
-    spec: CaseSpec,
-    ctx: RunContext,
-    result: CaseResult,
-    path: Path,
-    fix: str,
-    *,
-    direct: bool = False,
+    spec: CaseSpec, ctx: RunContext, result: CaseResult, cassette: CaseCassette
 ) -> Generation:
-    """Send the case's request and write its cassette.
-
-    ``direct`` (the concurrent prefetch): no vcrpy, whose patches are process-wide and
-    would mix up the cassettes of concurrent threads; the client keeps the responses and
-    the cassette is written from them, in the same format.
-    """
+    """Send the case's request through the paid-call pipeline and write its cassette from
+    the exchanges the client read (no vcrpy: the same path serial and concurrent)."""
     from ..cassettes.format import new_meta
-    from ..cassettes.persister import Persister, save_responses
-    from ..cassettes.persister import open_cassette as vcr_cassette
+    from ..cassettes.persister import Persister, save_exchanges
 
-    client = ctx.client(private=direct)  # raises before anything is sent when no key is set
+    client = ctx.client()  # raises before anything is sent when no key is set
     body = spec.request_body()
-    persister = Persister(
-        image_store(ctx, suite_images_dir(spec.path)), ctx.redactor, fix=fix, fresh=True
-    )
-    persister.request_body = body
     list_cost = costing.image_list_cost(ctx, spec)
-    with (
-        paid_request(
+    key = f"{spec.model} {spec.size} quality={spec.quality or 'auto'}"
+    call: PaidCall | None = None
+    try:
+        with paid_call(
             ctx,
             nodeid=result.nodeid,
             suite=spec.suite,
@@ -217,70 +274,101 @@ def record(
             body=body,
             list_cost=list_cost,
             ledger_root=ctx.suites_root(spec.path),
-        ) as charge,
-        contextlib.nullcontext() if direct else vcr_cassette(path, persister, record=True),
-    ):
-        if direct:
-            client.exchanges = []
-        generation = send(client, spec, body)
-        result.attempts = charge.attempts = generation.attempts
-        actual = price_response(
-            ctx, spec.model, generation.usage, list_cost, result.nodeid, result.notes
-        )
-        result.cassette, result.actual_cost = "live", actual  # paid, even if saving fails
-        charge.actual = actual
-        persister.meta = new_meta(
-            nodeid=result.nodeid,
-            session=ctx.session_id,
-            request=body,
-            list_cost=result.list_cost,
-            actual_cost=actual,
-            usage=generation.usage,
-        )
-        if direct:
-            save_responses(path, persister, client.exchanges or [])
-    if direct:
-        client.close()
-    result.cassette = "recorded" if persister.saved else "live"
-    persister.images.flush()  # to the image store, if any: after vcrpy let go of HTTP
+            price_key=key,
+        ) as call:
+            generation = send(client, spec, body, call)
+            priced = ctx.prices.price_usage(spec.model, generation.usage, list_cost)
+            if priced.problem:
+                result.notes.append(
+                    f"{result.nodeid}: the response's usage cannot be priced ({priced.problem}); "
+                    f"booked at list cost {format_usd(priced.cost)}"
+                )
+            call.close(priced.cost, "ok", calibrate=priced.basis == "usage")
+    finally:
+        if call is not None:
+            result.actual_cost, result.attempts = call.booked, max(call.attempts, 1)
+            result.server = "fake" if ctx.settings.fake_server else "live"
+    result.cassette = "live"  # paid, even if saving fails
+    note = overbilled_note(key, spec.model, spec.size, spec.quality, spec.n, list_cost, call.booked)
+    if note:
+        result.notes.append(note)
+    persister = Persister(
+        image_store(ctx, suite_images_dir(spec.path)),
+        ctx.redactor,
+        fix=cassette.fix,
+        fresh=True,
+        pending_dir=ctx.state_dir / "pending" if ctx.state_dir else None,
+    )
+    persister.request_body = body
+    persister.meta = new_meta(
+        nodeid=result.nodeid,
+        session=ctx.session_id,
+        request=body,
+        list_cost=result.list_cost,
+        actual_cost=call.booked,
+        usage=generation.usage,
+    )
+    save_exchanges(cassette.path, persister, generation.exchanges)
+    result.cassette = "recorded"
+    persister.images.flush()  # to the image store, if any (UploadFailed: kept locally)
     return generation
 
 
-def send(client: ImagesClient, spec: CaseSpec, body: Mapping[str, Any]) -> Generation:
+def send(
+    client: ImagesClient, spec: CaseSpec, body: Mapping[str, Any], hooks: PaidCall | None = None
+) -> Generation:
     """The case's request: a generation, or an edit of its input images (multipart)."""
     if not spec.is_edit:
-        return client.generate(body)
+        return client.generate(body, hooks=hooks)
     from ..api.multipart import fields
     from .inputs import InputFile
 
     def part(f: InputFile) -> tuple[str, bytes, str]:
         return (f.path.name, f.read(), f.content_type)
 
+    from ..cassettes.format import canonical_json
+
     return client.edit(
         fields({k: v for k, v in body.items() if k not in ("image[]", "mask")}),
         [part(f) for f in spec.inputs],
         part(spec.mask) if spec.mask else None,
+        hooks=hooks,
+        record_body=canonical_json(body),
     )
 
 
 def settle(spec: CaseSpec, ctx: RunContext, result: CaseResult, generation: Generation) -> None:
-    """Actual cost of a live call and the after-the-fact ceiling check."""
-    result.actual_cost = ctx.prices.actual_cost(
-        spec.model, generation.usage, costing.image_list_cost(ctx, spec)
-    )  # noted when recorded (price_response)
+    """The after-the-fact ceiling check on what the call booked."""
     if result.max_cost is not None and result.actual_cost > result.max_cost:
         result.ceiling = "actual"
         raise actual_ceiling_error(result.actual_cost, result.max_cost, result.list_cost)
 
 
 def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
-    """Preflight, obtain the images, settle the cost and check expectations."""
-    preflight(spec, ctx, result)
+    """Preflight, obtain the images, settle the cost and run every check (a failing quality
+    check does not hide a drift: all failures of the case are reported together)."""
+    from . import reviewdata
+
     cassette = open_cassette(spec, result.nodeid)
+    try:
+        return _run_case(spec, ctx, result, cassette)
+    except ImagegenError as exc:
+        result.failure = ctx.redactor.mask(str(exc))
+        result.failed_checks = reviewdata.failed_checks(exc, result)
+        raise
+    finally:  # what the review page shows, whatever the state (SPEC §17)
+        reviewdata.complete(spec, ctx, result, cassette)
+
+
+def _run_case(
+    spec: CaseSpec, ctx: RunContext, result: CaseResult, cassette: CaseCassette
+) -> Generation:
+    preflight(spec, ctx, result)
     generation = obtain(spec, ctx, result, cassette)
     if result.cassette != "replayed":
         settle(spec, ctx, result, generation)
     images = [image.data for image in generation.images]
+    shas = [image.sha256 for image in generation.images]
     result.revised_prompts = generation.revised_prompts
     verdicts = None
     if spec.expect.judge is not None:
@@ -294,7 +382,7 @@ def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
         spec.expect,
         images,
         fix=fix_hint(result.nodeid),
-        shas=[image.sha256 for image in generation.images],
+        shas=shas,
         images_dir=suite_images_dir(spec.path),
         redactor=ctx.redactor,
         verdicts=verdicts,
@@ -304,8 +392,12 @@ def run_case(spec: CaseSpec, ctx: RunContext, result: CaseResult) -> Generation:
     result.images = len(images)
     if assessment.quality:
         result.quality_check = "fail"
-    assessment.raise_for()
-    check_drift(spec, ctx, result, images, [image.sha256 for image in generation.images])
+    checked = not (assessment.problems or assessment.quality)
+    outcome = check_drift(spec, ctx, result, images, shas, auto_accept=checked)
+    if not checked:
+        drifted = outcome.message if outcome.status in ("fail", "missing") else None
+        assessment.raise_for(also=drifted)
+    drift_raise_for(outcome)
     return generation
 
 
@@ -315,8 +407,11 @@ def check_drift(
     result: CaseResult,
     images: list[bytes],
     shas: list[str | None] | None = None,
-) -> None:
-    """Compare with the suite's baseline; accept when just recorded or when asked to."""
+    *,
+    auto_accept: bool = True,
+) -> DriftCheck:
+    """Compare with the suite's baseline; accept when just recorded (``auto_accept``: the
+    images passed every quality check) or when asked to. The caller raises the outcome."""
     from ..checks import drift, perceptual
 
     s = ctx.settings
@@ -334,9 +429,10 @@ def check_drift(
         update=s.update_baselines,
         # a missing baseline is accepted while recording (not only for the cases recorded
         # now: an interrupted recording run still gets its baselines on the next run)
-        recorded=result.cassette in ("recorded", "live") or s.record_mode != "none",
+        recorded=auto_accept
+        and (result.cassette in ("recorded", "live") or s.record_mode != "none"),
         cache=ctx.baselines,
         html_dir=s.html_dir,
     )
     result.apply_drift(outcome)
-    drift.raise_for(outcome)
+    return outcome
