@@ -36,6 +36,20 @@ import vcr  # noqa: F401  (patches http clients while a cassette is open: load i
 from pytest_imagegen.api.settings import KEY_ENV_VARS
 from pytest_imagegen.fakeserver import FakeImagesServer
 
+
+def _ocr_warmup() -> bytes:
+    """A small picture with a word on it, for the OCR engine's first (loading) reading."""
+    import io
+
+    import PIL.ImageDraw
+
+    image = PIL.Image.new("RGB", (160, 48), "white")
+    PIL.ImageDraw.Draw(image).text((10, 16), "WARM UP", fill="black")
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
 httpx.Client().close()  # loads httpx's lazy httpcore exception map
 with contextlib.suppress(ImportError):  # openai >= 3 talks through httpx2: the same applies
     import httpcore2  # noqa: F401
@@ -47,13 +61,15 @@ imagehash.phash(PIL.Image.new("RGB", (8, 8)))  # loads scipy's FFT, which cannot
 imagehash.whash(PIL.Image.new("RGB", (8, 8)))  # and PyWavelets
 with contextlib.suppress(ImportError):  # its pytest plugin imports it at every run's summary
     import hypothesis  # noqa: F401
-with contextlib.suppress(ImportError):  # the OCR engine (and shapely, cv2) must load only once
-    import rapidocr_onnxruntime  # noqa: F401
+with contextlib.suppress(ImportError):  # the OCR engine (onnxruntime, cv2, shapely) loads once
+    import cv2  # noqa: F401
+    import onnxruntime  # noqa: F401
+    import rapidocr  # noqa: F401
     import shapely.geometry  # noqa: F401
 
     from pytest_imagegen.checks import ocr as _ocr
 
-    _ocr._get_engine()
+    _ocr.run_engine(_ocr_warmup())  # its models and lazily imported modules load on first use
 
 #: tests that run pytester with ``-n``: skipped, with the reason shown, without pytest-xdist
 needs_xdist = pytest.mark.skipif(
@@ -61,7 +77,7 @@ needs_xdist = pytest.mark.skipif(
     reason="needs pytest-xdist (pip install -e '.[test]' installs it)",
 )
 needs_ocr = pytest.mark.skipif(
-    importlib.util.find_spec("rapidocr_onnxruntime") is None,
+    importlib.util.find_spec("rapidocr") is None or importlib.util.find_spec("onnxruntime") is None,
     reason="needs the OCR engine: pip install -e '.[test,ocr]'",
 )
 needs_s3 = pytest.mark.skipif(  # the image store tests (issue 22)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from pytest_imagegen.api.errors import PriceError
+from pytest_imagegen.fakeserver import FakeImagesServer
 from pytest_imagegen.money.prices import PriceTable, format_usd
 
 from .conftest import SMALL_CASE, write_suite
@@ -115,3 +117,132 @@ def test_bad_price_file_is_a_usage_error(project: pytest.Pytester) -> None:
     result = project.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*imagegen_prices: cannot read*missing.yaml*"])
+
+
+# ------------------------------------------------------- aliases (SPEC §19, issue 23)
+
+SDK_TEST = """
+import os, openai, pytest
+
+@pytest.mark.imagegen(max_cost=0.05)
+def test_logo():
+    client = openai.OpenAI(base_url=os.environ["IMAGEGEN_BASE_URL"],
+                           api_key=os.environ.get("IMAGEGEN_API_KEY", "no-key"), max_retries=0)
+    client.images.generate(model={model!r}, prompt="A paper plane logo", size="1024x1024",
+                           quality="low")
+"""
+
+
+@pytest.mark.parametrize(
+    "alias, model",
+    [
+        ("gpt-image-2-2026-04-21", "gpt-image-2"),
+        ("chatgpt-image-latest", "gpt-image-1.5"),
+        ("gpt-image-1.5-2025-12-16", "gpt-image-1.5"),
+        ("gpt-image-1-mini-2025-10-06", "gpt-image-1-mini"),
+    ],
+)
+def test_dated_snapshots_and_aliases_are_priced_as_their_model(alias: str, model: str) -> None:
+    assert PRICES.model(alias) is PRICES.model(model)
+    assert PRICES.list_cost(alias, "1024x1024", "low", 2, "x") == PRICES.list_cost(
+        model, "1024x1024", "low", 2, "x"
+    )
+
+
+def test_the_sdk_image_models_of_gpt_image_2_and_chatgpt_are_priced() -> None:
+    from typing import get_args
+
+    image_model = pytest.importorskip("openai.types.image_model")
+    names = set(get_args(image_model.ImageModel))
+    for name in {"gpt-image-2-2026-04-21", "chatgpt-image-latest"} & names:
+        assert PRICES.model(name).per_image
+
+
+def test_unknown_model_error_suggests_a_priced_name_or_alias() -> None:
+    with pytest.raises(PriceError) as excinfo:
+        PRICES.model("gpt-image-2-2026-04-20")
+    message = str(excinfo.value)
+    assert (
+        "unknown model 'gpt-image-2-2026-04-20' (did you mean 'gpt-image-2-2026-04-21'?)" in message
+    )
+    assert "aliases: chatgpt-image-latest" in message and "under `aliases:`" in message
+
+
+def test_override_files_add_and_replace_aliases(tmp_path: Path) -> None:
+    override = tmp_path / "gateway.yaml"
+    override.write_text(
+        "aliases:\n  chatgpt-image-latest: gpt-image-2\n  wisgate-image: my-model\n"
+        "models:\n  my-model:\n    qualities: [std]\n    per_image:\n      512x512: {std: 0.01}\n"
+        "  gpt-image-2-2026-04-21:\n    qualities: [low]\n    per_image:\n"
+        "      1024x1024: {low: 0.5}\n"
+    )
+    table = PriceTable.load(override)
+    assert table.model("chatgpt-image-latest").name == "gpt-image-2"
+    assert table.model("wisgate-image").name == "my-model"
+    # a priced model of the alias's name wins over the shipped alias
+    assert table.model("gpt-image-2-2026-04-21").image_price("1024x1024", "low") == 0.5
+    override.write_text("aliases:\n  my-snapshot: gpt-image-7\n")
+    with pytest.raises(
+        PriceError, match=r"alias 'my-snapshot' points to 'gpt-image-7'.*gpt-image-2"
+    ):
+        PriceTable.load(override)
+    override.write_text("aliases: [gpt-image-2]\n")
+    with pytest.raises(PriceError, match=r"`aliases:` must map a model name to a priced model"):
+        PriceTable.load(override)
+
+
+def test_suite_with_a_dated_snapshot_records_and_reports_the_name_used(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
+    write_suite(
+        project,
+        "s",
+        """
+        defaults: {size: 1024x1024, quality: low}
+        cases:
+          - id: snap
+            prompt: "A red kite"
+            matrix:
+              model: [gpt-image-2-2026-04-21, chatgpt-image-latest]
+        """,
+    )
+    result = project.runpytest("--imagegen-record-mode=once", "--imagegen-report=r.json")
+    result.assert_outcomes(passed=2)
+    cost = {
+        c["model"]: c["list_cost"]
+        for c in json.loads((project.path / "r.json").read_text())["cases"]
+    }
+    assert cost == {  # the names the suite used, priced as their models
+        "gpt-image-2-2026-04-21": PRICES.list_cost(
+            "gpt-image-2", "1024x1024", "low", 1, "A red kite"
+        ).total,
+        "chatgpt-image-latest": PRICES.list_cost(
+            "gpt-image-1.5", "1024x1024", "low", 1, "A red kite"
+        ).total,
+    }
+    assert sorted(e["body"]["model"] for e in live_env.log) == sorted(cost)
+
+
+@pytest.mark.parametrize("model", ["gpt-image-2-2026-04-21", "chatgpt-image-latest"])
+def test_marked_sdk_test_with_an_alias_is_priced(
+    project: pytest.Pytester, live_env: FakeImagesServer, model: str
+) -> None:
+    pytest.importorskip("openai")
+    project.makepyfile(test_images=SDK_TEST.format(model=model))
+    result = project.runpytest("--imagegen-record-mode=once", "--imagegen-report=r.json")
+    result.assert_outcomes(passed=1)
+    (case,) = json.loads((project.path / "r.json").read_text())["cases"]
+    assert case["model"] == model and case["list_cost"] > 0
+
+
+def test_price_error_in_a_marked_test_is_shown_once(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
+    pytest.importorskip("openai")
+    project.makepyfile(test_images=SDK_TEST.format(model="gpt-image-9"))
+    result = project.runpytest("--imagegen-record-mode=once")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert out.count("unknown model 'gpt-image-9'") == 2  # the failure and its summary line
+    assert "During handling of the above exception" not in out and "Traceback" not in out
+    assert live_env.requests == 0

@@ -178,7 +178,7 @@ def test_non_retryable_errors_fail_with_api_message(
 
 
 def test_validation_error_from_api(project: pytest.Pytester, live_env: FakeImagesServer) -> None:
-    small_suite(project, params="{styel: vivid}")
+    small_suite(project, extra_params="{styel: vivid}")  # unchecked: the API refuses it
     result = project.runpytest(ALL)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(

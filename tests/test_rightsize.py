@@ -104,7 +104,7 @@ PROFILES = "drafts: {max_size: 256x256, quality: [low, medium], max_cost: 0.1}\n
 
 @pytest.fixture
 def group_project(project: pytest.Pytester, live_env: FakeImagesServer) -> pytest.Pytester:
-    pytest.importorskip("rapidocr_onnxruntime", reason="needs pip install '.[ocr]'")
+    pytest.importorskip("rapidocr", reason="needs pip install '.[ocr]'")
     write_suite(project, "s", GROUP)
     (project.path / "prompt_suites/profiles.yaml").write_text(PROFILES)
     return project

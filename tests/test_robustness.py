@@ -72,7 +72,7 @@ def test_persister_works_where_use_cassette_ignores_it(
 
 def _requirements() -> list[str]:
     text = (ROOT / "pyproject.toml").read_text()
-    block = re.findall(r"^(?:dependencies|test) = \[(.*?)^\]", text, re.S | re.M)
+    block = re.findall(r"^(?:dependencies|test|ocr) = \[(.*?)^\]", text, re.S | re.M)
     return [m for b in block for m in re.findall(r'^\s*"([^"]+)"', b, re.M)]
 
 
@@ -89,13 +89,28 @@ def test_oldest_constraints_pin_every_floor() -> None:
         if m:
             floors[m.group(1).lower()] = m.group(2)
     for name, floor in floors.items():
-        if name in ("ruff", "mypy"):
+        if name in ("ruff", "mypy", "import-linter"):
             continue  # tools, not APIs the tests exercise
         assert pins.get(name) is not None, f"{name} has no pin in constraints/oldest.txt"
         assert tuple(map(int, pins[name].split("."))) == tuple(map(int, floor.split("."))) + (
             0,
         ) * (len(pins[name].split(".")) - len(floor.split("."))), (name, floor, pins[name])
     assert any(r.startswith("openai>=") and "<" in r for r in _requirements())  # bounded
+
+
+def test_ocr_extra_installs_on_every_python_and_both_ends_run_it() -> None:
+    """`[ocr]` is rapidocr 3 on onnxruntime with no Python marker, and `nox -s oldest newest`
+    install it, so the OCR tests run (none skipped) at both ends of the matrix."""
+    text = (ROOT / "pyproject.toml").read_text()
+    (block,) = re.findall(r"^ocr = \[(.*?)^\]", text, re.S | re.M)
+    requirements = re.findall(r'^\s*"([^"]+)"', block, re.M)
+    assert sorted(r.split(">=")[0] for r in requirements) == ["onnxruntime", "rapidocr"]
+    assert all(";" not in r for r in requirements)  # no python_version marker
+    assert any(re.fullmatch(r"rapidocr>=3\.\d+(\.\d+)?", r) for r in requirements)
+    noxfile = (ROOT / "noxfile.py").read_text()
+    for session in ("oldest", "newest"):
+        body = noxfile.split(f"def {session}(", 1)[1].split("\n\n\n", 1)[0]
+        assert '".[test,ocr]"' in body, session
 
 
 def test_browser_test_skips_without_chromium_unless_on_ci(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""Reading text in images (``expect.text``): rapidocr-onnxruntime, cached per image sha256.
+"""Reading text in images (``expect.text``): rapidocr 3.x on onnxruntime, cached per image sha256.
 
-The engine is an optional extra (``pip install 'pytest-imagegen[ocr]'``): its
-models ship inside the wheel, nothing is downloaded at run time. It is
+The engine is an optional extra (``pip install 'pytest-imagegen[ocr]'``, every
+supported Python): its default models ship inside the rapidocr wheel and are
+checked by their sha256 before use, so nothing is downloaded at run time. It is
 imported and started only when a case asks for ``expect.text`` and an image
 has no cached reading yet; a reading takes about a second per 1024² image on
 two cores, so every reading is cached next to the image sidecars as
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
     from ..api.redact import Redactor
 
 OCR_FORMAT = 1
-ENGINE = "rapidocr-onnxruntime"
+ENGINE = "rapidocr"
+#: rapidocr's settings: the shipped default models on onnxruntime, and only its errors logged
+ENGINE_PARAMS = {"Global.log_level": "error"}
 INSTALL = "pip install 'pytest-imagegen[ocr]'"
 _engine: Any = None
 _lock = threading.Lock()
@@ -72,14 +75,16 @@ def _get_engine() -> Any:
     with _lock:
         if _engine is None:
             try:
-                from rapidocr_onnxruntime import RapidOCR
-            except ImportError:
+                import onnxruntime  # noqa: F401  (rapidocr's engine, not a dependency of it)
+                from rapidocr import RapidOCR
+            except ImportError as exc:
                 raise OCRUnavailable(
-                    f"expect.text needs the OCR engine {ENGINE}, which is not installed; "
-                    f"install it with `{INSTALL}` (or record the readings on a machine that has "
-                    "it: they are cached next to the images and replayed without it)"
+                    f"expect.text needs the OCR engine {ENGINE} with onnxruntime, which is not "
+                    f"installed ({exc}); install it with `{INSTALL}` (or record the readings "
+                    "on a machine that has it: they are cached next to the images and replayed "
+                    "without it)"
                 ) from None
-            _engine = RapidOCR()
+            _engine = RapidOCR(params=ENGINE_PARAMS)
         return _engine
 
 
@@ -88,13 +93,13 @@ def run_engine(data: bytes) -> list[str]:
     engine = _get_engine()
     with _lock:  # one reading at a time per process: the engine is not thread-safe
         try:
-            result, _ = engine(data)
+            result = engine(data)
         except Exception as exc:  # the engine's own failure: a message, not its traceback
             raise ImagegenError(
                 f"the OCR engine {ENGINE} failed on an image ({type(exc).__name__}: {exc}); "
                 "check the image in the review page (--imagegen-html) or upgrade the engine"
             ) from None
-    return [str(item[1]) for item in result or [] if len(item) > 1]
+    return [str(text) for text in getattr(result, "txts", None) or ()]
 
 
 def read_text(

@@ -109,6 +109,9 @@ def catalog() -> Catalog:
             custom=spec.get("custom_sizes"),
             output_rate=float(rates["image_output"]) if rates else None,
         )
+    for alias, target in (raw.get("aliases") or {}).items():  # snapshots serve as their model
+        if str(target) in models and str(alias) not in models:
+            models[str(alias)] = models[str(target)]
     chat = {
         str(name): FakeChatModel(str(name), int(spec["image_tokens"]))
         for name, spec in (raw.get("chat_models") or {}).items()

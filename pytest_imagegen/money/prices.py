@@ -10,6 +10,7 @@ the call is billed. Actual cost comes from the response's ``usage`` tokens.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -169,6 +170,8 @@ class PriceTable:
     multiplier: float = 1.0
     sources: tuple[str, ...] = ()
     chat: dict[str, ChatPrices] = field(default_factory=dict)
+    #: other names of priced models (dated snapshots, moving aliases) -> the priced model
+    aliases: dict[str, str] = field(default_factory=dict)
 
     def chat_model(self, name: str) -> ChatPrices:
         try:
@@ -246,6 +249,12 @@ class PriceTable:
             raw["chat_models"] = _merge(
                 raw.get("chat_models") or {}, extra.get("chat_models") or {}
             )
+            if not isinstance(extra.get("aliases") or {}, dict):
+                raise PriceError(
+                    f"imagegen_prices: {overrides}: `aliases:` must map a model name to a "
+                    "priced model, e.g. `my-snapshot: gpt-image-2`"
+                )
+            raw["aliases"] = {**(raw.get("aliases") or {}), **(extra.get("aliases") or {})}
             sources.append(str(overrides))
         if not (isinstance(multiplier, (int, float)) and multiplier > 0):
             raise PriceError(f"imagegen_price_multiplier must be a number > 0, got {multiplier!r}")
@@ -277,17 +286,29 @@ class PriceTable:
                     f"price table entry for chat model {name!r} is malformed ({exc}); it needs "
                     "input, output (USD per 1M tokens) and image_tokens"
                 ) from None
-        return cls(models=models, multiplier=float(multiplier), sources=tuple(sources), chat=chat)
+        aliases = _aliases(raw.get("aliases") or {}, models)
+        return cls(
+            models=models,
+            multiplier=float(multiplier),
+            sources=tuple(sources),
+            chat=chat,
+            aliases=aliases,
+        )
 
     def model(self, name: str) -> ModelPrices:
-        try:
-            return self.models[name]
-        except KeyError:
-            known = ", ".join(sorted(self.models))
-            raise PriceError(
-                f"unknown model {name!r}: no price known (known: {known}); add it to a price "
-                "file named by the ini key `imagegen_prices`"
-            ) from None
+        """The prices of ``name``: a priced model, or an alias of one (``aliases:``)."""
+        found = self.models.get(name) or self.models.get(self.aliases.get(name, ""))
+        if found is not None:
+            return found
+        close = difflib.get_close_matches(str(name), [*self.models, *self.aliases], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        known = ", ".join(sorted(self.models))
+        raise PriceError(
+            f"unknown model {name!r}{hint}: no price known (priced: {known}; and their "
+            f"aliases: {', '.join(sorted(self.aliases)) or 'none'}); add it to a price file "
+            "named by the ini key `imagegen_prices`, under `models:` or as an alias of a "
+            "priced model under `aliases:` (e.g. `aliases: {my-model: gpt-image-2}`)"
+        )
 
     def list_cost(
         self, model: str, size: str, quality: str | None, n: int, prompt: str
@@ -340,6 +361,20 @@ class PriceTable:
             # billed, so the higher of the list cost and what the known parts imply
             return UsageCost(max(cost, list_cost), None, "incomplete")
         return UsageCost(cost, None, "usage")
+
+
+def _aliases(raw: Mapping[Any, Any], models: Mapping[str, ModelPrices]) -> dict[str, str]:
+    """``aliases:`` checked: each names a priced model; a model of the same name wins."""
+    out = {}
+    for alias, target in raw.items():
+        if str(target) not in models:
+            raise PriceError(
+                f"price table alias {alias!r} points to {target!r}, which has no prices; "
+                f"point it to one of: {', '.join(sorted(models))}"
+            )
+        if str(alias) not in models:
+            out[str(alias)] = str(target)
+    return out
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from ..api.shape import AUTO, parse_size
 from ..money.prices import PriceTable
 from .expectations import build_expect
 from .inputs import InputFile, load_input
+from .paramcheck import check_params
 from .spec import (
     CASE_KEYS,
     DEFAULT_KEYS,
@@ -28,7 +29,7 @@ from .spec import (
     DEFAULT_SIZE,
     ID_RE,
     MATRIX_FIELDS,
-    RESERVED_PARAMS,
+    PARAM_FIELDS,
     TAG_RE,
     TOP_KEYS,
     CaseSpec,
@@ -179,11 +180,12 @@ def _opt_str(problems: Problems, mapping: LineDict, key: str, case: str | None) 
 
 
 def _merged(defaults: Mapping[str, Any], case: Mapping[str, Any]) -> dict[str, Any]:
-    """Case fields over defaults; ``params`` and ``expect`` merge, ``tags`` add up."""
+    """Case fields over defaults; ``params``, ``extra_params`` and ``expect`` merge, ``tags``
+    add up."""
     out = {k: v for k, v in defaults.items()}
     for key, value in case.items():
         base = out.get(key)
-        if key in ("params", "expect") and isinstance(base, dict) and isinstance(value, dict):
+        if key in (*PARAM_FIELDS, "expect") and isinstance(base, dict) and isinstance(value, dict):
             merged = LineDict(base)
             merged.update(value)
             merged.line = getattr(value, "line", 0)
@@ -215,11 +217,11 @@ def _expand_case(
         axes: list[list[tuple[str, Any]]] = []
         for key, values in matrix.items():
             line = line_of(matrix, key)
-            if key not in MATRIX_FIELDS and not str(key).startswith("params."):
+            if key not in MATRIX_FIELDS and str(key).partition(".")[0] not in PARAM_FIELDS:
                 problems.add(
                     line, cid, f"matrix.{key}",
                     f"cannot vary this field{did_you_mean(str(key), MATRIX_FIELDS)}; "
-                    f"allowed: {', '.join(MATRIX_FIELDS)}, params.<name>",
+                    f"allowed: {', '.join(MATRIX_FIELDS)}, params.<name>, extra_params.<name>",
                 )  # fmt: skip
                 return []
             if not isinstance(values, list) or not values:
@@ -233,10 +235,9 @@ def _expand_case(
     for combo in combos:
         values = dict(fields)
         for key, value in combo:
-            if key.startswith("params."):
-                params = dict(values.get("params") or {})
-                params[key.split(".", 1)[1]] = value
-                values["params"] = params
+            head, _, name = key.partition(".")
+            if head in PARAM_FIELDS and name:
+                values[head] = _with_param(values.get(head), name, value, line_of(matrix, key))
             else:
                 values[key] = value
         case_id = cid
@@ -246,6 +247,17 @@ def _expand_case(
         if spec is None:
             return []  # report a broken case once, not once per matrix cell
         out.append(spec)
+    return out
+
+
+def _with_param(base: Any, name: str, value: Any, line: int) -> Any:
+    """``params`` (or ``extra_params``) with one key set by a matrix cell, keeping key lines."""
+    if base is not None and not isinstance(base, dict):
+        return base  # not a mapping: reported by the params check
+    out = LineDict(base or {})
+    out.line = getattr(base, "line", line)
+    out.key_lines = {**getattr(base, "key_lines", {}), name: line}
+    out[name] = value
     return out
 
 
@@ -281,7 +293,7 @@ def _build_spec(
         try:
             model_prices = prices.model(model)
         except PriceError as exc:
-            bad("model", str(exc) + did_you_mean(model, prices.models))
+            bad("model", str(exc))
 
     size = v.get("size", DEFAULT_SIZE)
     if isinstance(size, (int, float)) and not isinstance(size, bool):
@@ -330,13 +342,11 @@ def _build_spec(
     ):
         bad("max_cost", f"must be a finite number of USD greater than 0, got {max_cost!r}")
 
-    params = v.get("params") or {}
-    if not isinstance(params, dict):
-        bad("params", "must be a mapping of extra request fields, e.g. {output_format: png}")
-        params = {}
-    for key in params:
-        if key in RESERVED_PARAMS:
-            bad("params", f"{key!r} is a case field; set `{key}:` on the case, not in params")
+    edit = v.get("image") is not None or v.get("images") is not None
+    priced_as = model_prices.name if model_prices else model if isinstance(model, str) else None
+    params, extra_params = check_params(
+        problems, case, cid, v, priced_as, "edits" if edit else "generations"
+    )
 
     tags = v.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) and TAG_RE.match(t) for t in tags):
@@ -348,7 +358,7 @@ def _build_spec(
         bad("use_case", "must be a profile name")
         use_case = None
 
-    expect = build_expect(bad, v.get("expect"), n if n_ok else 1, size, params)
+    expect = build_expect(bad, v.get("expect"), n if n_ok else 1, size, {**params, **extra_params})
     if expect is not None and expect.judge is not None and expect.judge.model is not None:
         try:
             prices.chat_model(expect.judge.model)
@@ -372,7 +382,8 @@ def _build_spec(
         quality=quality,
         n=n,
         max_cost=float(max_cost) if max_cost is not None else None,
-        params=dict(params),
+        params=params,
+        extra_params=extra_params,
         tags=tuple(tags),
         expect=expect,
         category=suite.category,

@@ -19,7 +19,7 @@ TAG_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 TOP_KEYS = ("suite", "description", "category", "use_case", "defaults", "cases")
 CASE_KEYS = (
     "id", "description", "prompt", "model", "size", "quality", "n", "max_cost",
-    "params", "tags", "expect", "matrix", "use_case", "image", "images", "mask",
+    "params", "extra_params", "tags", "expect", "matrix", "use_case", "image", "images", "mask",
 )  # fmt: skip
 DEFAULT_KEYS = tuple(k for k in CASE_KEYS if k not in ("id", "matrix", "prompt", "description"))
 EXPECT_KEYS = (
@@ -30,7 +30,9 @@ RIGHT_SIZE_FIELDS = ("size", "quality", "n", "model")
 JUDGE_KEYS = ("rubric", "min_score", "model")
 DRIFT_ALGORITHMS = ("phash", "colorhash", "ahash", "dhash", "whash")
 MATRIX_FIELDS = ("model", "size", "quality", "n", "prompt", "image")
-RESERVED_PARAMS = ("model", "prompt", "n", "size", "quality")
+RESERVED_PARAMS = ("model", "prompt", "n", "size", "quality", "image", "mask")
+#: suite fields that merge over defaults key by key and that a matrix may vary as `<field>.<key>`
+PARAM_FIELDS = ("params", "extra_params")
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
 
 DEFAULT_MODEL = "gpt-image-2"
@@ -61,6 +63,8 @@ class CaseSpec:
     excluded: str | None = None  # right-sizing variant outside its use-case profile: why
     inputs: tuple[InputFile, ...] = ()  # an edit: the input images (SPEC §15)
     mask: InputFile | None = None
+    #: gateway-specific request fields, sent unchecked (``extra_params:``)
+    extra_params: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def is_edit(self) -> bool:
@@ -81,6 +85,7 @@ class CaseSpec:
         if self.quality is not None:
             body["quality"] = self.quality
         body.update(self.params)
+        body.update(self.extra_params)
         if self.inputs:  # an edit: the multipart request's text fields and files' sha256
             return multipart.description(
                 multipart.fields(body),
