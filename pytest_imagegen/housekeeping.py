@@ -21,6 +21,8 @@ def show_prune(config: pytest.Config, session: pytest.Session) -> int:
     tr.write_sep("-", "imagegen prune")
     paths = [config.invocation_params.dir / arg.split("::")[0] for arg in config.args]
     roots = [*state.suite_dirs, *(p if p.is_dir() else p.parent for p in paths)]
+    if state.ctx.state_dir is not None:  # paid answers kept as pending cassettes
+        roots.append(state.ctx.state_dir / "pending")
     mask = state.ctx.redactor.mask
     return prune.run(
         config.getoption("imagegen_prune"),

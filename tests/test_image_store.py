@@ -143,6 +143,14 @@ def test_a_damaged_cassette_stops_deletion_and_a_pending_one_keeps_its_images(
     old = project.path / "prompt_suites/cassettes/a/kite.yaml"
     pending = old.with_name("kite.pending.yaml")
     pending.write_text(f"version: 1\ninteractions: []\nimagegen: {{images: [{orphan}]}}\n")
+    # and one in the project's state folder, where the pipeline keeps answers it could not
+    # write (images inline; any sidecar it names is kept all the same)
+    fox = (project.path / "prompt_suites/cassettes/b/fox.yaml").read_text()
+    fox_baseline = (project.path / "prompt_suites/baselines/b.json").read_text()
+    (rain,) = (n for n in before if n[:64] in fox and n[:64] not in fox_baseline)
+    kept = project.path / ".imagegen" / "pending" / ("f" * 32 + ".yaml")
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(f"version: 1\ninteractions: []\nimagegen: {{images: [{rain}]}}\n")
     damaged = project.path / "prompt_suites/cassettes/b/fox.yaml"
     damaged.write_text("interactions: [unclosed\n")
     age(project.path)
@@ -160,7 +168,8 @@ def test_a_damaged_cassette_stops_deletion_and_a_pending_one_keeps_its_images(
     result = project.runpytest("--imagegen-prune=delete")
     assert result.ret == 0
     assert orphan in sidecars(project.path)  # the pending cassette references it
-    assert "deleted prompt_suites/cassettes/images/" in result.stdout.str()  # the fox's
+    assert rain in sidecars(project.path)  # its cassette is gone, the kept answer names it
+    assert "deleted: 0 file(s)" in result.stdout.str()
 
 
 def test_new_files_are_kept_for_a_minute(two_suites: pytest.Pytester) -> None:
