@@ -186,12 +186,14 @@ class ImagegenState:
             self._results[str(data.get("nodeid"))] = data
             if not self.is_worker:
                 # hash accepted images now, while the workers wait on the network
+                from .cassettes.remote import image_store
                 from .checks.perceptual import complete_hashes
 
                 for update in data.get("baseline_updates") or []:
+                    store = image_store(self.ctx, Path(str(update["images_dir"])))
                     for image in update["images"]:
                         with contextlib.suppress(ImagegenError):  # reported when written
-                            complete_hashes(image, Path(str(update["images_dir"])))
+                            complete_hashes(image, store)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
@@ -221,7 +223,9 @@ class ImagegenState:
         return True
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.is_worker or self.config.getoption("imagegen_ledger"):
+        if self.is_worker or any(
+            self.config.getoption(o) for o in ("imagegen_ledger", "imagegen_prune")
+        ):
             return
         self._merge_interrupted()
         from .review.gate import compare
@@ -274,9 +278,15 @@ class ImagegenState:
         updates = [u for r in self.results for u in r.get("baseline_updates") or []]
         prune = full if self.settings.update_baselines else None
         if updates or prune:
+            from .cassettes.remote import image_store
+
             try:
                 self.finish_lines += drift.apply_updates(
-                    updates, prune, self.ctx.redactor, lock_root=self.ctx.state_dir
+                    updates,
+                    prune,
+                    self.ctx.redactor,
+                    lock_root=self.ctx.state_dir,
+                    stores=lambda d: image_store(self.ctx, d),
                 )
             except ImagegenError as exc:
                 self.finish_lines.append(f"baselines NOT written: {exc}")

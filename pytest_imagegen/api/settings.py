@@ -12,6 +12,11 @@ from .errors import ConfigError, MissingAPIKeyError
 DEFAULT_BASE_URL = "https://api.wisgate.ai/v1"
 BASE_URL_ENV = "IMAGEGEN_BASE_URL"
 KEY_ENV_VARS = ("IMAGEGEN_API_KEY", "WISGATE_API_KEY", "OPENAI_API_KEY")
+# --- image store (issue 22): the store's credentials are masked like API keys
+STORE_SECRET_ENV_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
+#: every variable whose value must never reach an output
+SECRET_ENV_VARS = (*KEY_ENV_VARS, *STORE_SECRET_ENV_VARS)
+# --- end image store
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DRIFT_MODES = ("fail", "warn", "off")
 
@@ -38,6 +43,10 @@ class Settings:
     judge_model: str = "gpt-4.1-mini"  # ini imagegen_judge_model
     judge_min_score: float = 0.7  # ini imagegen_judge_min_score
     max_response_mb: float = 64.0  # ini imagegen_max_response_mb (decompressed answers)
+    # --- image store (issue 22)
+    image_store: str | None = None  # ini imagegen_image_store: an fsspec URL
+    image_cache: Path | None = None  # ini imagegen_image_cache (None: the default cache)
+    # --- end image store
 
 
 def resolve_base_url(

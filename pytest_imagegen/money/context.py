@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..api.redact import APIKey, Redactor, key_digest
-from ..api.settings import KEY_ENV_VARS, Settings, find_api_key
+from ..api.settings import SECRET_ENV_VARS, Settings, find_api_key
 from .prices import PriceTable
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ class RunContext:
     interrupted: list[Any] = field(default_factory=list)  # calls a Ctrl-C cut short
     stopping: bool = False  # after Ctrl-C: no attempt may start
     finished_calls: list[Any] = field(default_factory=list)  # booked, by the tests' nodeids
+    stores: dict[str, Any] = field(default_factory=dict)  # image stores (cassettes.remote)
     _clients: dict[str, ImagesClient] = field(default_factory=dict)
     _redactor: Redactor = field(default_factory=Redactor)
 
@@ -88,8 +89,9 @@ class RunContext:
 
     @property
     def redactor(self) -> Redactor:
-        """Masks every API key of the environment (and any a test's client sent)."""
-        self._redactor.add(*(self.environ.get(name) for name in KEY_ENV_VARS))
+        """Masks every API key of the environment (and any a test's client sent), and the
+        image store's credentials."""
+        self._redactor.add(*(self.environ.get(name) for name in SECRET_ENV_VARS))
         return self._redactor
 
     def track(self, call: Any) -> None:

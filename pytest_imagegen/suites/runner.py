@@ -19,7 +19,7 @@ from ..api.shape import request_params
 from ..cassettes.cassette import CaseCassette, CassetteState
 from ..cassettes.files import shown
 from ..cassettes.paths import suite_cassette_path, suite_images_dir
-from ..cassettes.store import ImageStore
+from ..cassettes.remote import image_store
 from ..checks.drift import DriftCheck
 from ..checks.drift import raise_for as drift_raise_for
 from ..checks.expectations import assess
@@ -169,7 +169,7 @@ def _promote_pending(
         return False
     data = load_yaml(kept, cassette.fix)
     persister = Persister(
-        ImageStore(suite_images_dir(spec.path)), ctx.redactor, fix=cassette.fix, fresh=True
+        image_store(ctx, suite_images_dir(spec.path)), ctx.redactor, fix=cassette.fix, fresh=True
     )
     persister.request_body = body
     meta = data.get("imagegen")
@@ -179,6 +179,7 @@ def _promote_pending(
     persister.write(cassette.path, list(data["interactions"]))
     kept.unlink(missing_ok=True)
     cassette.reload()
+    persister.images.flush()  # to the image store, if any
     return True
 
 
@@ -241,7 +242,7 @@ def replay(
     from ..cassettes.persister import Persister
     from ..cassettes.persister import open_cassette as vcr_cassette
 
-    store = ImageStore(suite_images_dir(spec.path))
+    store = image_store(ctx, suite_images_dir(spec.path))
     fast = cassette.generation(spec.request_body(), store)
     if fast is not None:
         generation, meta = fast
@@ -306,7 +307,7 @@ def record(
     if note:
         result.notes.append(note)
     persister = Persister(
-        ImageStore(suite_images_dir(spec.path)),
+        image_store(ctx, suite_images_dir(spec.path)),
         ctx.redactor,
         fix=cassette.fix,
         fresh=True,
@@ -324,6 +325,7 @@ def record(
     )
     save_exchanges(cassette.path, persister, generation.exchanges)
     result.cassette = "recorded"
+    persister.images.flush()  # to the image store, if any (UploadFailed: kept locally)
     return generation
 
 
@@ -436,6 +438,7 @@ def check_drift(
         prompt=spec.prompt,
         baseline_file=perceptual.baseline_path(spec.path),
         images_dir=suite_images_dir(spec.path),
+        store=image_store(ctx, suite_images_dir(spec.path)),
         thresholds=drift.thresholds_for(spec.expect.drift, s.drift_thresholds),
         mode=s.drift_mode,
         update=s.update_baselines,
