@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -566,3 +567,36 @@ def test_a_bad_store_url_is_a_usage_error(project: pytest.Pytester, url: str, me
     err = result.stderr.str()
     assert f"pytest-imagegen: ini imagegen_image_store: {message}" in err, err
     assert "hunter22" not in err  # a URL is never shown with its password
+
+
+@needs_s3
+def test_approving_an_image_kept_only_in_the_store(
+    project: pytest.Pytester,
+    live_env: FakeImagesServer,
+    s3: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--imagegen-approve in a checkout whose images are only in the store: the approved
+    image is fetched (verified) instead of being refused as "not in the image store"."""
+    one = checkout(project, "one", s3.bucket, "one-cache", THREE)
+    monkeypatch.chdir(one)
+    project.runpytest("--imagegen-record-mode=once").assert_outcomes(passed=3)
+    live_env.seed = 7  # a new look: re-record one case, then approve its new image
+    project.runpytest(
+        "--imagegen-record-mode=all", "-k", "kite", "--imagegen-report=r.json"
+    ).assert_outcomes(failed=1)
+    report = json.loads((one / "r.json").read_text())
+    (kite,) = report["cases"]
+    new = kite["drift"]["images"][0]["sha256"]
+    two = project.path / "two"
+    clone(one, two, "two-cache")
+    monkeypatch.chdir(two)
+    (two / "approvals.json").write_text(
+        json.dumps(
+            {"format": 1, "approvals": [{"nodeid": kite["nodeid"], "images": [{"sha256": new}]}]}
+        )
+    )
+    result = project.runpytest("--imagegen-approve=approvals.json")
+    result.stdout.fnmatch_lines(["*approved 1 image(s) of 1 case(s)*"])
+    baseline = json.loads((two / "prompt_suites/baselines/s.json").read_text())
+    assert [i["sha256"] for i in baseline["cases"]["kite"]["images"]] == [new]
