@@ -125,3 +125,12 @@ def relative_to(base: Path, path: Path) -> str:
     except ValueError:
         return str(path)
     return str(path) if shown_path.startswith("..") else shown_path
+
+
+def stamp(path: Path) -> tuple[int, int] | None:
+    """What tells a rewritten file from the one seen before (mtime and size), or ``None``."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

@@ -380,3 +380,15 @@ _URL_RE = re.compile(r'"url"\s*:\s*"([^"]+)"')
 def strip_secret_urls(text: str) -> str:
     """The image URLs of an answer without their secret query parameters."""
     return _URL_RE.sub(lambda m: m.group(0).replace(m.group(1), strip_query(m.group(1))), text)
+
+
+def promote(kept: Path, path: Path, persister: Persister) -> None:
+    """Write the cassette ``path`` from a paid answer an earlier run kept (its cassette could
+    not be written then), then drop the kept copy: nothing is paid twice."""
+    data = load_yaml(kept, persister.fix)
+    meta = data.get("imagegen")
+    persister.meta = {
+        k: v for k, v in (meta if isinstance(meta, dict) else {}).items() if k != "format"
+    }
+    persister.write(path, list(data["interactions"]))
+    kept.unlink(missing_ok=True)

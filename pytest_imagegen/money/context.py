@@ -130,15 +130,21 @@ class RunContext:
                     "outcome": "interrupted",
                     "attempts": 0,
                     "server": "fake" if self.settings.fake_server else "live",
-                    "notes": [
-                        f"{call.nodeid}: interrupted (Ctrl-C); what was in flight is "
-                        "booked at list cost"
-                    ],
+                    "notes": [],
                 },
             )
             entry["list_cost"] = round(entry["list_cost"] + call.list_cost, 6)
             entry["actual_cost"] = round(entry["actual_cost"] + call.booked, 6)
             entry["attempts"] += call.attempts
+            cut = call in self.interrupted
+            note = (
+                f"{call.nodeid}: interrupted (Ctrl-C) while its request was in flight; "
+                "booked at list cost"
+                if cut
+                else f"{call.nodeid}: recorded before the Ctrl-C; its test did not run"
+            )
+            if note not in entry["notes"]:
+                entry["notes"].append(note)
         return list(by_node.values())
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..api.errors import command
-from ..cassettes.files import shown
+from ..cassettes.files import shown, stamp
 from ..cassettes.format import new_meta
 from ..cassettes.paths import sanitize_id
 from ..cassettes.persister import Persister, open_cassette
@@ -120,22 +120,14 @@ def recording_session(
 
         lock_root = ctx.state_dir or cassette_path.parent
         lock = file_lock(cassette_path, lock_root, timeout=ctx.settings.timeout * 10)
-    before = _stamp(cassette_path)
+    before = stamp(cassette_path)
     with lock:
-        if mode == "all" and _stamp(cassette_path) != before:
+        if mode == "all" and stamp(cassette_path) != before:
             mode = "new_episodes"  # another process recorded it while this one waited
         with _session(
             ctx, result, cassette_path, images_dir, max_cost, ledger_root, abort, mode
         ) as g:
             yield g
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
 
 
 @contextlib.contextmanager
@@ -221,20 +213,13 @@ def promote_pending(
 ) -> bool:
     """Write a test's cassette from the paid answers an earlier run kept (its cassette could
     not be written then), so nothing is paid twice."""
-    from ..cassettes.format import load_yaml
     from ..cassettes.pending import pending_path
+    from ..cassettes.persister import promote
 
     if pending_dir is None:
         return False
     kept = pending_path(pending_dir, path)
     if not kept.is_file():
         return False
-    data = load_yaml(kept, fix)
-    persister = Persister(store, ctx.redactor, fix=fix, fresh=True)
-    meta = data.get("imagegen")
-    persister.meta = {
-        k: v for k, v in (meta if isinstance(meta, dict) else {}).items() if k != "format"
-    }
-    persister.write(path, list(data["interactions"]))
-    kept.unlink(missing_ok=True)
+    promote(kept, path, Persister(store, ctx.redactor, fix=fix, fresh=True))
     return True

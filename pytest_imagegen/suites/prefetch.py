@@ -90,7 +90,7 @@ class Progress:
             self.write(self.line(), self.live and not final)
 
 
-GRACE = 2.0  # seconds in-flight requests get to finish after Ctrl-C before they are abandoned
+GRACE = 1.0  # seconds in-flight requests get to finish after Ctrl-C before they are abandoned
 
 
 def run(

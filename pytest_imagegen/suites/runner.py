@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..api.errors import CassetteError, ImagegenError, command
 from ..api.shape import request_params
 from ..cassettes.cassette import CaseCassette, CassetteState
-from ..cassettes.files import shown
+from ..cassettes.files import shown, stamp
 from ..cassettes.paths import suite_cassette_path, suite_images_dir
 from ..cassettes.remote import image_store
 from ..checks.drift import DriftCheck
@@ -126,7 +126,7 @@ def record_once(
     (the one that waited for the lock uses what the other recorded, SPEC §12)."""
     from ..api.locks import file_lock
 
-    before = _stamp(cassette.path)
+    before = stamp(cassette.path)
     lock_root = ctx.state_dir or cassette.path.parent
     with file_lock(
         cassette.path, lock_root, timeout=ctx.settings.timeout * (ctx.settings.max_retries + 2)
@@ -136,7 +136,7 @@ def record_once(
         fresh = cassette.state(body).status == "fresh"
         mode = ctx.settings.record_mode
         if fresh and (
-            mode != "all" or cassette.recorded_by(ctx.session_id) or _stamp(cassette.path) != before
+            mode != "all" or cassette.recorded_by(ctx.session_id) or stamp(cassette.path) != before
         ):
             return replay(spec, ctx, result, cassette)
         if _promote_pending(spec, ctx, cassette, body):
@@ -146,38 +146,24 @@ def record_once(
         return generation
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
-
-
 def _promote_pending(
     spec: CaseSpec, ctx: RunContext, cassette: CaseCassette, body: Mapping[str, Any]
 ) -> bool:
     """A paid answer kept by an earlier run (its cassette could not be written): write the
     cassette from it now, so nothing is paid twice."""
-    from ..cassettes.format import fingerprint, load_yaml
+    from ..cassettes.format import fingerprint
     from ..cassettes.pending import find_pending
-    from ..cassettes.persister import Persister
+    from ..cassettes.persister import Persister, promote
 
     pending_dir = ctx.state_dir / "pending" if ctx.state_dir else None
     kept = find_pending(pending_dir, cassette.path, fingerprint(body))
     if kept is None:
         return False
-    data = load_yaml(kept, cassette.fix)
     persister = Persister(
         image_store(ctx, suite_images_dir(spec.path)), ctx.redactor, fix=cassette.fix, fresh=True
     )
     persister.request_body = body
-    meta = data.get("imagegen")
-    persister.meta = {
-        k: v for k, v in (meta if isinstance(meta, dict) else {}).items() if k != "format"
-    }
-    persister.write(cassette.path, list(data["interactions"]))
-    kept.unlink(missing_ok=True)
+    promote(kept, cassette.path, persister)
     cassette.reload()
     persister.images.flush()  # to the image store, if any
     return True
