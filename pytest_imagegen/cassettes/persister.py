@@ -325,8 +325,9 @@ def save_exchanges(path: Path, persister: Persister, exchanges: list[Exchange]) 
     plain = []
     for exchange in exchanges:
         content: str | bytes = exchange.content
-        with contextlib.suppress(UnicodeDecodeError):
-            content = exchange.content.decode("utf-8") if exchange.content[:1] in b"{[" else content
+        with contextlib.suppress(UnicodeDecodeError):  # JSON, an event stream: text
+            if image_extension(exchange.content) == "bin":
+                content = exchange.content.decode("utf-8")
         if isinstance(content, str):
             content = strip_secret_urls(content)
         headers: dict[str, list[str]] = {}

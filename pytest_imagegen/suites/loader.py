@@ -197,21 +197,15 @@ def _provider_field(problems: Problems, mapping: LineDict, case: str | None) -> 
 
 
 def _provider(suite: Suite, v: Mapping[str, Any], model: Any, prices: PriceTable) -> str:
-    """The case's provider (SPEC §19): its own or its suite's ``provider:``; else an Azure
-    deployment of ini ``imagegen_deployments`` is ``azure``; else the provider the model's
-    price entry names; else ini ``imagegen_provider``."""
+    """The case's provider: its own or its suite's ``provider:``, else as the model says
+    (:func:`pytest_imagegen.api.providers.resolve`)."""
+    from ..api.providers import resolve
+
     explicit = v.get("provider")
-    if isinstance(explicit, str):
-        return explicit
-    if suite.provider:
-        return suite.provider
-    if isinstance(model, str):
-        if model in suite.providers.deployments:
-            return "azure"
-        found = prices.provider_of(model)
-        if found:
-            return found
-    return suite.providers.default
+    named = explicit if isinstance(explicit, str) else suite.provider
+    if not isinstance(model, str):
+        return named or suite.providers.default
+    return resolve(model, suite.providers, prices.provider_of(model), named)
 
 
 def _merged(defaults: Mapping[str, Any], case: Mapping[str, Any]) -> dict[str, Any]:

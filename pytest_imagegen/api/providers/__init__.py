@@ -75,6 +75,19 @@ def parse_deployments(text: str) -> dict[str, str]:
     return out
 
 
+def resolve(
+    model: str, conf: ProviderSettings, priced: str | None, explicit: str | None = None
+) -> str:
+    """The provider of a request (SPEC §19): the one named (a suite's, a case's, a fixture
+    call's ``provider``); else ``azure`` for a deployment of ini ``imagegen_deployments``;
+    else the one the model's price entry names (``priced``); else ini ``imagegen_provider``."""
+    if explicit:
+        return explicit
+    if model in conf.deployments:
+        return "azure"
+    return priced or conf.default
+
+
 @dataclass(frozen=True)
 class WireRequest:
     """One provider request: where it goes, its JSON body, what to call it in messages."""
@@ -257,4 +270,5 @@ __all__ = [
     "origin",
     "parse_deployments",
     "read_answer",
+    "resolve",
 ]
