@@ -432,6 +432,9 @@ def test_a_stream_is_held_to_its_ceiling_after_the_call(
     result.stdout.fnmatch_lines(
         ["*actual cost $0.0299 (from the response's usage) is above max_cost $0.0200*"]
     )
+    # the money is spent: the event stream is kept, its images as sidecars
+    text = (project.path / "cassettes/test_images/test_stream.imagegen.yaml").read_text()
+    assert "event: image_generation.completed" in text and not LONG_B64.search(text)
 
 
 STREAM_SUITE = """

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.errors import CostCeilingError, PriceError
-from ..api.providers import Route, gemini, toolcall
+from ..api.providers import Route, gemini, sse, toolcall
 from ..api.providers.read import answer_usage
 from ..money.context import RunContext
 from ..money.usage import UsageCost
@@ -233,10 +233,14 @@ def actual(ctx: RunContext, route: Route, priced: Priced, content: bytes) -> tup
 
 def _responses_actual(ctx: RunContext, priced: Priced, content: bytes) -> tuple[UsageCost, Any]:
     payload: Any = None
+    text = content.decode("utf-8", "replace")
     with contextlib.suppress(ValueError):
-        payload = json.loads(content)
-    if isinstance(payload, Mapping) and payload.get("type") == "response.completed":
-        payload = payload.get("response")
+        if sse.looks_like_sse(text):  # a streamed call: its response.completed event
+            for name, data in sse.events(text):
+                if name == "response.completed" and isinstance(data, Mapping):
+                    payload = data.get("response")
+        else:
+            payload = json.loads(text)
     if not isinstance(payload, Mapping):
         return UsageCost(priced.list_cost, "the Responses answer cannot be read"), None
     prices = ctx.prices
