@@ -5,6 +5,7 @@ conformance to the openai SDK's types."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import textwrap
@@ -15,6 +16,13 @@ import pytest
 from pytest_imagegen.fakeserver import FakeImagesServer
 
 from .conftest import CANARY_KEY, DEAD_URL, write_suite
+
+#: image streaming arrived in the openai SDK after 1.76 (the oldest it supports)
+needs_sdk_streaming = pytest.mark.skipif(
+    importlib.util.find_spec("openai") is None
+    or importlib.util.find_spec("openai.types.image_gen_stream_event") is None,
+    reason="this openai SDK cannot stream images (images.generate(stream=True) is newer)",
+)
 
 ONCE = "--imagegen-record-mode=once"
 LONG_B64 = re.compile(r"[A-Za-z0-9+/]{400,}")
@@ -394,6 +402,7 @@ def test_stream_three_partials():
 """
 
 
+@needs_sdk_streaming
 def test_streamed_generation_through_the_sdk(
     project: pytest.Pytester, live_env: FakeImagesServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -420,6 +429,7 @@ def test_streamed_generation_through_the_sdk(
     assert json.loads(first) == json.loads(again)  # the same event stream, offline
 
 
+@needs_sdk_streaming
 def test_a_stream_is_held_to_its_ceiling_after_the_call(
     project: pytest.Pytester, live_env: FakeImagesServer
 ) -> None:
@@ -518,14 +528,8 @@ def test_the_fake_server_conforms_to_the_sdk_types_and_the_apis_refusals(
 
     import httpx
     from openai.types import ImagesResponse
-    from openai.types.image_edit_completed_event import ImageEditCompletedEvent
-    from openai.types.image_edit_partial_image_event import ImageEditPartialImageEvent
-    from openai.types.image_gen_completed_event import ImageGenCompletedEvent
-    from openai.types.image_gen_partial_image_event import ImageGenPartialImageEvent
     from openai.types.responses import Response
     from PIL import Image
-
-    from pytest_imagegen.api.providers import sse
 
     url = fake_server.url
     key = {"Authorization": "Bearer k"}
@@ -568,6 +572,50 @@ def test_the_fake_server_conforms_to_the_sdk_types_and_the_apis_refusals(
         assert r.json()["error"]["param"] == param
     r = post({"model": "dall-e-3", "prompt": "x", "size": "1024x1024", "output_format": "png"})
     assert r.status_code == 400
+    png = io.BytesIO()
+    Image.new("RGB", (256, 256), "white").save(png, "PNG")
+    edit = httpx.post(
+        url + "/images/edits",
+        data={"model": "gpt-image-1.5", "prompt": "Add a kite", "input_fidelity": "high",
+              "size": "1024x1024", "quality": "low"},
+        files=[("image[]", ("in.png", png.getvalue(), "image/png"))],
+        headers=key,
+        timeout=30,
+    )  # fmt: skip
+    assert edit.status_code == 200, edit.text
+    ImagesResponse.model_validate(edit.json(), strict=True)
+    tool = {"type": "image_generation", "size": "1024x1024", "quality": "low"}
+    r = httpx.post(url + "/responses", headers=key, timeout=30,
+                   json={"model": "gpt-4.1-mini", "input": "A kite", "tools": [tool]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    from openai.types.responses import response_output_item
+
+    if hasattr(response_output_item, "ImageGenerationCall"):  # SDKs that know the tool's output
+        Response.model_validate(r.json(), strict=True)
+
+
+@needs_sdk_streaming
+def test_the_fake_servers_streams_validate_as_the_sdks_event_types(
+    fake_server: FakeImagesServer,
+) -> None:
+    import io
+
+    import httpx
+    from openai.types.image_edit_completed_event import ImageEditCompletedEvent
+    from openai.types.image_edit_partial_image_event import ImageEditPartialImageEvent
+    from openai.types.image_gen_completed_event import ImageGenCompletedEvent
+    from openai.types.image_gen_partial_image_event import ImageGenPartialImageEvent
+    from PIL import Image
+
+    from pytest_imagegen.api.providers import sse
+
+    url = fake_server.url
+    key = {"Authorization": "Bearer k"}
+    base = {"model": "gpt-image-2", "prompt": "A kite", "size": "256x256", "quality": "low"}
+
+    def post(body: dict[str, object], path: str = "/images/generations") -> httpx.Response:
+        return httpx.post(url + path, json=body, headers=key, timeout=30)
+
     # streams: every event validates as the SDK's event types
     r = post({**base, "stream": True, "partial_images": 2})
     assert r.headers["content-type"].startswith("text/event-stream")
@@ -594,11 +642,6 @@ def test_the_fake_server_conforms_to_the_sdk_types_and_the_apis_refusals(
     edit_names = [name for name, data in sse.events(edit.text)
                   if kinds[name].model_validate(data, strict=True)]  # fmt: skip
     assert edit_names == ["image_edit.partial_image", "image_edit.completed"]
-    tool = {"type": "image_generation", "size": "1024x1024", "quality": "low"}
-    r = httpx.post(url + "/responses", headers=key, timeout=30,
-                   json={"model": "gpt-4.1-mini", "input": "A kite", "tools": [tool]})  # fmt: skip
-    assert r.status_code == 200, r.text
-    Response.model_validate(r.json(), strict=True)
 
 
 def test_the_fake_gemini_route_answers_googles_shapes(fake_server: FakeImagesServer) -> None:

@@ -155,6 +155,7 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
             return True
 
         def do_GET(self) -> None:
+            self.shape = "openai"
             if self.path.startswith("/_fake/"):
                 if self._admin_allowed() and self.path.split("?", 1)[0] == "/_fake/stats":
                     self._send_json(200, server.stats())

@@ -162,8 +162,17 @@ class Imagegen:
         images = image if isinstance(image, list) else [image]
         files = [part(i, f"image-{k}.png") for k, i in enumerate(images)]
         mask_part = part(mask, "mask.png") if mask is not None else None
+        from ..api.providers import get, resolve
+
+        shape = resolve(model, self.ctx.settings.providers, self.ctx.prices.provider_of(model))
+        if not get(shape).takes_edits:
+            self.fail(
+                f"imagegen.edit: provider {shape} ({model}) cannot edit images yet; use a GPT "
+                "image model (provider openai or azure)"
+            )
         generation, live = self._send(
-            "edit", lambda client: client.edit(edits.fields(body), files, mask_part)
+            "edit",
+            lambda client: client.edit(edits.fields(body), files, mask_part, provider=shape),
         )
         sent = [(f[0], f[1]) for f in [*files, *([mask_part] if mask_part else [])]]
         list_cost = round(
