@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from .api.errors import ImagegenError
-from .api.providers import ProviderSettings
+from .api.providers import provider_settings
 from .api.settings import DRIFT_MODES, RECORD_MODES, Settings, parse_number, resolve_base_url
 from .money.prices import PriceTable
 
@@ -290,6 +290,62 @@ def add_options(parser: pytest.Parser) -> None:
         default="0.7",
         help="score (0..1) every image must reach for expect.judge to pass (default 0.7)",
     )
+    add_store_options(group, parser)
+
+
+# --- image store (issue 22): --imagegen-prune, imagegen_image_store, imagegen_image_cache
+PRUNE_MODES = ("list", "delete", "delete-remote")
+
+
+def add_store_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
+    group.addoption(
+        "--imagegen-prune",
+        action="store",
+        nargs="?",
+        const="list",
+        default=None,
+        choices=PRUNE_MODES,
+        metavar="delete|delete-remote",
+        help="list image sidecars (and their OCR caches) that no cassette, pending cassette or "
+        "baseline under the suite roots and test paths references, with their size and the "
+        "total; =delete removes them (the local copies only; with an image store "
+        "=delete-remote also removes the store's unreferenced objects). Refuses to delete "
+        "while a cassette or baseline is damaged. Runs no tests. Put it last or write "
+        "--imagegen-prune=list when paths follow.",
+    )
+    parser.addini(
+        "imagegen_image_store",
+        default="",
+        help="keep image sidecars in an object store as well, e.g. s3://bucket/prefix (any "
+        "fsspec URL; pip install 'pytest-imagegen[s3]'): recording uploads each new image "
+        "once as <prefix>/<sha256>.<ext>; a replay reads images missing from the repository "
+        "through the local cache (imagegen_image_cache). Credentials: the standard AWS "
+        "variables / fsspec configuration (never printed).",
+    )
+    parser.addini(
+        "imagegen_image_cache",
+        default="",
+        help="folder of images fetched from imagegen_image_store, shared by sessions and "
+        "xdist workers (default $IMAGEGEN_IMAGE_CACHE, else ~/.cache/pytest-imagegen/images); "
+        "relative to the ini file; safe to delete at any time",
+    )
+
+
+def read_store_settings(config: pytest.Config, root: Path) -> tuple[str | None, Path | None]:
+    """``image_store`` and ``image_cache`` of :class:`Settings` (``ImagegenError`` if invalid)."""
+    url = str(config.getini("imagegen_image_store") or "").strip()
+    if not url:
+        return None, None
+    from .cassettes.remote import store_url_problem
+
+    problem = store_url_problem(url)
+    if problem:
+        raise ImagegenError(f"ini imagegen_image_store: {problem}")
+    cache = str(config.getini("imagegen_image_cache") or "").strip()
+    return url, (root / Path(cache).expanduser()).resolve() if cache else None
+
+
+# --- end image store
 
 
 def ini_dir(config: pytest.Config) -> Path:
@@ -372,7 +428,7 @@ def read_settings(config: pytest.Config) -> tuple[Settings, PriceTable]:
     max_mb = parse_number(
         config.getini("imagegen_max_response_mb"), "ini imagegen_max_response_mb", positive=True
     )
-    providers = read_providers(config)  # issue 23
+    providers = provider_settings(config.getini)  # issue 23
     prices.add_deployments(providers.deployments)
     settings = dataclasses.replace(
         settings,
@@ -382,32 +438,9 @@ def read_settings(config: pytest.Config) -> tuple[Settings, PriceTable]:
         judge_model=judge_model,
         judge_min_score=min_score if min_score is not None else 0.7,
     )
+    store, cache = read_store_settings(config, root)  # image store (issue 22)
+    settings = dataclasses.replace(settings, image_store=store, image_cache=cache)
     return settings, prices
-
-
-def read_providers(config: pytest.Config) -> ProviderSettings:
-    """The provider settings of the ini file (SPEC §19), validated."""
-    from .api.providers import PROVIDERS, parse_deployments
-
-    default = str(config.getini("imagegen_provider") or "openai").strip()
-    if default not in PROVIDERS:
-        raise ImagegenError(
-            f"ini imagegen_provider: {default!r} is not a provider; allowed: {', '.join(PROVIDERS)}"
-        )
-    urls = {}
-    for key in ("imagegen_azure_endpoint", "imagegen_gemini_base_url"):
-        value = str(config.getini(key) or "").strip()
-        if value and not value.startswith(("http://", "https://")):
-            raise ImagegenError(f"ini {key}: {value!r} is not an http(s) URL")
-        urls[key] = value.rstrip("/") or None
-    version = str(config.getini("imagegen_azure_api_version") or "").strip()
-    return ProviderSettings(
-        default=default,
-        azure_endpoint=urls["imagegen_azure_endpoint"],
-        azure_api_version=version or "2025-04-01-preview",
-        deployments=parse_deployments(str(config.getini("imagegen_deployments") or "")),
-        gemini_base_url=urls["imagegen_gemini_base_url"],
-    )
 
 
 @dataclass(frozen=True)

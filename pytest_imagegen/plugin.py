@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .api.errors import ImagegenError
+from .housekeeping import show_prune
 from .session import SKIP_DIRS, ImagegenState, XdistHooks, get_state, state_key
 from .startup import build_state, show_ledger
 
@@ -46,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.getoption("imagegen_estimate")
         or config.getoption("imagegen_ledger")
         or config.getoption("imagegen_approve")  # applied once, in this process
+        or config.getoption("imagegen_prune")  # image store (issue 22): runs no tests
     ):
         # nothing runs: keep pytest-xdist from starting workers
         config.option.dist = "no"
@@ -56,11 +58,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    """``--imagegen-ledger`` prints the spend ledger instead of running tests."""
-    if config.getoption("imagegen_ledger"):
-        from _pytest.main import wrap_session
+    """``--imagegen-ledger`` prints the spend ledger, ``--imagegen-prune`` the unreferenced
+    images, instead of running tests."""
+    for option, show in (("imagegen_ledger", show_ledger), ("imagegen_prune", show_prune)):
+        if config.getoption(option):
+            from _pytest.main import wrap_session
 
-        return wrap_session(config, show_ledger)
+            return wrap_session(config, show)
     return None
 
 

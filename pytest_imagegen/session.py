@@ -186,12 +186,14 @@ class ImagegenState:
             self._results[str(data.get("nodeid"))] = data
             if not self.is_worker:
                 # hash accepted images now, while the workers wait on the network
+                from .cassettes.remote import image_store
                 from .checks.perceptual import complete_hashes
 
                 for update in data.get("baseline_updates") or []:
+                    store = image_store(self.ctx, Path(str(update["images_dir"])))
                     for image in update["images"]:
                         with contextlib.suppress(ImagegenError):  # reported when written
-                            complete_hashes(image, Path(str(update["images_dir"])))
+                            complete_hashes(image, store)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
@@ -221,8 +223,11 @@ class ImagegenState:
         return True
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.is_worker or self.config.getoption("imagegen_ledger"):
+        if self.is_worker or any(
+            self.config.getoption(o) for o in ("imagegen_ledger", "imagegen_prune")
+        ):
             return
+        self._merge_interrupted()
         from .review.gate import compare
 
         estimating = self.config.getoption("imagegen_estimate")
@@ -273,9 +278,15 @@ class ImagegenState:
         updates = [u for r in self.results for u in r.get("baseline_updates") or []]
         prune = full if self.settings.update_baselines else None
         if updates or prune:
+            from .cassettes.remote import image_store
+
             try:
                 self.finish_lines += drift.apply_updates(
-                    updates, prune, self.ctx.redactor, lock_root=self.ctx.state_dir
+                    updates,
+                    prune,
+                    self.ctx.redactor,
+                    lock_root=self.ctx.state_dir,
+                    stores=lambda d: image_store(self.ctx, d),
                 )
             except ImagegenError as exc:
                 self.finish_lines.append(f"baselines NOT written: {exc}")
@@ -340,10 +351,44 @@ class ImagegenState:
         import signal
         import threading
 
+        self.ctx.stopping = True
         self.ctx.abandon_open_calls()
+        self._interrupted(self.ctx.interrupted_results())
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
             self.exit_stack.callback(signal.signal, signal.SIGINT, previous)
+
+    def _interrupted(self, results: list[dict[str, Any]]) -> None:
+        """Tests a Ctrl-C cut short count in every figure (summary, JSON, JUnit) with what
+        they booked; an xdist worker hands them to the controller through the session
+        folder (its reports stop with the interrupt)."""
+        fresh = [r for r in results if r["nodeid"] not in self._results]
+        if not fresh:
+            return
+        if self.is_worker and self.ctx.session_dir is not None:
+            import json
+
+            from .api.locks import replace_private
+
+            path = self.ctx.session_dir / f"interrupted-{os.getpid()}.json"
+            replace_private(path, json.dumps(fresh))
+            return
+        for r in fresh:
+            self._results[r["nodeid"]] = r
+
+    def _merge_interrupted(self) -> None:
+        """On the controller: what workers cut short by Ctrl-C booked (see _interrupted)."""
+        import json
+
+        folder = self.ctx.session_dir
+        for path in sorted(folder.glob("interrupted-*.json")) if folder else []:
+            try:
+                found = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            for r in found if isinstance(found, list) else []:
+                if isinstance(r, dict) and isinstance(r.get("nodeid"), str):
+                    self._results.setdefault(r["nodeid"], r)
 
     # -- tests' own code: the imagegen marker and fixture
     @contextlib.contextmanager

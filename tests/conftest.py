@@ -80,6 +80,10 @@ needs_ocr = pytest.mark.skipif(
     importlib.util.find_spec("rapidocr") is None or importlib.util.find_spec("onnxruntime") is None,
     reason="needs the OCR engine: pip install -e '.[test,ocr]'",
 )
+needs_s3 = pytest.mark.skipif(  # the image store tests (issue 22)
+    importlib.util.find_spec("s3fs") is None or importlib.util.find_spec("moto") is None,
+    reason="needs s3fs and moto[server]: pip install -e '.[test]'",
+)
 XDIST_2 = pytest.param(["-n", "2"], marks=needs_xdist, id="xdist")
 
 # Requests that escape a test's own fake server land here: a closed loopback

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import needs_ocr, needs_xdist
+from .conftest import needs_ocr, needs_s3, needs_xdist
 
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
@@ -34,6 +34,10 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
          ["estimate / collection (worst size)", "estimate memory per extra case"]),
         ("review_page.py", ["--suites", "prompt_suites/quality_checks.yaml"],
          ["page / images (bytes)", "build time per case"]),
+        pytest.param("image_store.py", ["--cases", "2", "--rerecords", "1", "--size", "256x256",
+                                        "--rounds", "1"],
+                     ["with prune / one recording", "warm store cache / sidecars (per case)"],
+                     marks=needs_s3),
     ],
 )  # fmt: skip
 def test_benchmark_script_runs(script: str, args: list[str], expected: list[str]) -> None:

@@ -31,6 +31,9 @@ STATE_DIR = ".imagegen"
 def private_dir(path: Path) -> Path:
     """``path`` as a folder only this user can use (created 0700 when missing)."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.stat()
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        path.chmod(0o700)  # made by someone before us, open to others: ours alone now
     return path
 
 

@@ -13,6 +13,11 @@ from .providers import ProviderSettings
 DEFAULT_BASE_URL = "https://api.wisgate.ai/v1"
 BASE_URL_ENV = "IMAGEGEN_BASE_URL"
 KEY_ENV_VARS = ("IMAGEGEN_API_KEY", "WISGATE_API_KEY", "OPENAI_API_KEY")
+# --- image store (issue 22): the store's credentials are masked like API keys
+STORE_SECRET_ENV_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
+#: every variable whose value must never reach an output
+SECRET_ENV_VARS = (*KEY_ENV_VARS, *STORE_SECRET_ENV_VARS)
+# --- end image store
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DRIFT_MODES = ("fail", "warn", "off")
 
@@ -42,6 +47,10 @@ class Settings:
     #: provider shapes (SPEC §19): ini imagegen_provider, imagegen_azure_*, imagegen_deployments,
     #: imagegen_gemini_base_url
     providers: ProviderSettings = field(default_factory=ProviderSettings)
+    # --- image store (issue 22)
+    image_store: str | None = None  # ini imagegen_image_store: an fsspec URL
+    image_cache: Path | None = None  # ini imagegen_image_cache (None: the default cache)
+    # --- end image store
 
 
 def resolve_base_url(

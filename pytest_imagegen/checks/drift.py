@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,16 +59,18 @@ def check(
     cache: dict[Path, perceptual.BaselineFile],
     html_dir: Path | None = None,
     shas: Sequence[str | None] | None = None,
+    store: ImageStore | None = None,
 ) -> DriftCheck:
     """Compare ``images`` with the accepted images of ``key`` in ``baseline_file``.
 
-    ``shas`` are the images' sha256 when already known (verified sidecars).
+    ``shas`` are the images' sha256 when already known (verified sidecars); ``store``
+    the sidecar store of ``images_dir`` (with an image store behind it, or not).
     """
-    store = ImageStore(images_dir)
+    store = store or ImageStore(images_dir)
     known = list(shas) if shas is not None else [None] * len(images)
     digests = [k or perceptual.sha256(d) for k, d in zip(known, images, strict=True)]
     current: list[dict[str, Any]] = [
-        {"sha256": sha, "path": str(images_dir / f"{sha}.{image_extension(d)}")}
+        {"sha256": sha, "path": str(store.locate(sha, image_extension(d)))}
         for sha, d in zip(digests, images, strict=True)
     ]
     if html_dir is not None:  # the review page shows them: make sure each one is stored
@@ -86,7 +88,7 @@ def check(
         if update is None:
             raise
         accepted = None  # damaged, and about to be replaced
-    source = perceptual.HashSource(baseline, images_dir)
+    source = perceptual.HashSource(baseline, store, fetch=html_dir is not None)
     note = None
     if baseline.outdated and accepted:
         note = (
@@ -172,6 +174,7 @@ def apply_updates(
     full_files: Mapping[str, Sequence[str]] | None = None,
     redactor: Redactor | None = None,
     lock_root: Path | None = None,
+    stores: Callable[[Path], ImageStore] = ImageStore,
 ) -> list[str]:
     """Write accepted entries, one write per baseline file; return summary lines.
 
@@ -192,10 +195,10 @@ def apply_updates(
         with file_lock(path, lock_root or path.parent.parent / ".imagegen"):
             baseline = perceptual.BaselineFile.load(path)
             before = dict(baseline.cases)
-            changed = _refresh_outdated(baseline, by_file[name])
+            changed = _refresh_outdated(baseline, by_file[name], stores)
             for u in by_file[name]:
                 for image in u["images"]:
-                    perceptual.complete_hashes(image, Path(str(u["images_dir"])))
+                    perceptual.complete_hashes(image, stores(Path(str(u["images_dir"]))))
                 entry = {"prompt_sha256": u["prompt_sha256"], "images": list(u["images"])}
                 old = baseline.cases.get(str(u["key"]))
                 entry.update(_records(u, old))
@@ -254,13 +257,14 @@ def _records(update: Mapping[str, Any], old: Any) -> dict[str, Any]:
 
 
 def _refresh_outdated(
-    baseline: perceptual.BaselineFile, updates: Sequence[Mapping[str, Any]]
+    baseline: perceptual.BaselineFile,
+    updates: Sequence[Mapping[str, Any]],
+    stores: Callable[[Path], ImageStore],
 ) -> bool:
     """Recompute kept entries' hashes when the file was made by other versions/parameters."""
     if not baseline.outdated or not updates:
         return False
-    images_dir = Path(str(updates[0]["images_dir"]))
-    source = perceptual.HashSource(baseline, images_dir)
+    source = perceptual.HashSource(baseline, stores(Path(str(updates[0]["images_dir"]))))
     for entry in baseline.cases.values():
         images = entry.get("images") if isinstance(entry, dict) else None
         for image in images if isinstance(images, list) else []:

@@ -26,6 +26,7 @@ from typing import Any
 from ..api.errors import DriftError
 from ..api.images import open_image
 from ..cassettes.files import UnsafePath, check_inside, image_path, image_ref_problem, shown
+from ..cassettes.store import ImageStore, ImageUnavailable
 
 HEX_RE = re.compile(r"[0-9a-f]{1,256}")
 
@@ -158,16 +159,26 @@ def entry_problem(image: Any) -> str | None:
     return None
 
 
-def complete_hashes(image: dict[str, Any], images_dir: Path) -> None:
-    """Fill in the empty hashes of a baseline entry from its stored image file."""
+def read_stored(store: ImageStore, image: Mapping[str, Any]) -> tuple[Path, bytes]:
+    """The path and verified bytes of a baseline entry's image, through ``store`` (the
+    local sidecar, else the image store's cache); :class:`ImageUnavailable` if it cannot
+    be had, :class:`DriftError` if its name is forged."""
+    path = stored_image(store.directory, image)
+    try:
+        return path, store.load(str(image["sha256"]), str(image.get("ext", "png")))
+    except UnsafePath as exc:
+        raise DriftError(f"baseline image reference is damaged ({exc}); nothing was read") from None
+
+
+def complete_hashes(image: dict[str, Any], store: ImageStore) -> None:
+    """Fill in the empty hashes of a baseline entry from its stored image."""
     missing = [name for name, value in (image.get("hashes") or {}).items() if not value]
     if not missing:
         return
-    path = stored_image(images_dir, image)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DriftError(f"cannot hash accepted image {path}: the file is missing") from None
+        _, data = read_stored(store, image)
+    except ImageUnavailable as exc:
+        raise DriftError(f"cannot hash accepted image {image.get('sha256')}: {exc}") from None
     values, _, _ = compute_hashes(data, missing)
     image["hashes"] = {**image["hashes"], **values}
 
@@ -256,15 +267,21 @@ class BaselineFile:
 
 
 class HashSource:
-    """Hashes of baseline images: as stored, or recomputed from the image store."""
+    """Hashes of baseline images: as stored, or recomputed from the image store.
 
-    def __init__(self, baseline: BaselineFile, images_dir: Path) -> None:
+    ``fetch``: :meth:`image_path` downloads an image missing locally from the image store
+    (for the review page); otherwise it names a file without any network call.
+    """
+
+    def __init__(self, baseline: BaselineFile, store: ImageStore, *, fetch: bool = False) -> None:
         self.baseline = baseline
-        self.images_dir = images_dir
+        self.store = store
+        self.fetch = fetch
         self._cache: dict[tuple[str, str], str] = {}
 
     def image_path(self, image: Mapping[str, Any]) -> Path:
-        return stored_image(self.images_dir, image)
+        path = stored_image(self.store.directory, image)
+        return self.store.locate(path.stem, path.suffix[1:], fetch=self.fetch)
 
     def hash(self, image: Mapping[str, Any], algorithm: str) -> str:
         stored = (image.get("hashes") or {}).get(algorithm)
@@ -272,13 +289,17 @@ class HashSource:
             return str(stored)
         key = (str(image["sha256"]), algorithm)
         if key not in self._cache:
-            path = self.image_path(image)
             try:
-                data = path.read_bytes()
-            except FileNotFoundError:
+                _, data = read_stored(self.store, image)
+            except ImageUnavailable as exc:
+                what = (
+                    f"baseline image {stored_image(self.store.directory, image)} is missing"
+                    if exc.kind == "missing" and self.store.url is None
+                    else f"baseline image: {exc}"
+                )
                 raise DriftError(
-                    f"baseline image {path} is missing, so its {algorithm} hash cannot be "
-                    "(re)computed; accept the current images with --imagegen-update-baselines"
+                    f"{what}, so its {algorithm} hash cannot be (re)computed; accept the "
+                    "current images with --imagegen-update-baselines"
                 ) from None
             hashes, _, _ = compute_hashes(data, [algorithm])
             self._cache[key] = hashes[algorithm]

@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ..api.shape import AUTO, parse_size
+from ..api.shape import AUTO, input_image_tokens, parse_size, patch_image_tokens
 
 #: the fake bills this share of the list price (a real bill is at or below the list)
 BILLED_SHARE = 0.95
@@ -79,7 +79,17 @@ class FakeModel:
 @dataclass(frozen=True)
 class FakeChatModel:
     name: str
-    image_tokens: int
+    image_tokens: int  # an image of at most 512 px
+    tiles: tuple[int, int] | None = None
+    patches: float | None = None
+
+    def tokens_for(self, width: int, height: int) -> int:
+        """Input tokens a provider bills for an image of this size."""
+        if self.tiles is not None:
+            return input_image_tokens(width, height, *self.tiles)
+        if self.patches is not None:
+            return patch_image_tokens(width, height, self.patches)
+        return self.image_tokens
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,12 @@ def catalog() -> Catalog:
         if str(target) in models and str(alias) not in models:
             models[str(alias)] = models[str(target)]
     chat = {
-        str(name): FakeChatModel(str(name), int(spec["image_tokens"]))
+        str(name): FakeChatModel(
+            str(name),
+            int(spec["image_tokens"]),
+            (int(spec["tiles"][0]), int(spec["tiles"][1])) if spec.get("tiles") else None,
+            float(spec["patches"]) if spec.get("patches") else None,
+        )
         for name, spec in (raw.get("chat_models") or {}).items()
     }
     return Catalog(models, chat)

@@ -163,7 +163,21 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
                     self._send_json(404, _error("Unknown control.", "invalid_request_error"))
                 return
             if self.path.startswith("/v1/files/"):
-                found = server.get_file(self.path.rsplit("/", 1)[-1])
+                failure = server._next_failure("files")
+                if failure and "png" in failure:  # the download itself is the bomb
+                    data = bomb_png(*(int(v) for v in failure["png"]))
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/png")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                if failure and self._fail(failure):
+                    return
+                parts = urllib.parse.urlsplit(self.path)
+                tokens = urllib.parse.parse_qs(parts.query).get("token")
+                token = tokens[0] if tokens else None
+                found = server.get_file(parts.path.rsplit("/", 1)[-1], token)
                 if found is None:
                     self._send_json(404, _error("No such file.", "invalid_request_error"))
                     return
@@ -285,29 +299,26 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
                     body["model"] = model
             return False
 
-        def _generation(
-            self, body: Any, key: str, chat: bool = False, found: Route | None = None
-        ) -> None:
-            failure = server._next_failure()
-            delay = server.latency + float((failure or {}).get("delay", 0))
-            if delay:
-                time.sleep(delay)
-            if failure and "raw" in failure:
+        def _fail(self, failure: dict[str, Any]) -> bool:
+            """Act out an injected failure; ``True`` when it answered (or hung up)."""
+            if failure.get("delay"):
+                time.sleep(float(failure["delay"]))
+            if "raw" in failure:
                 data = str(failure["raw"]).encode("utf-8")
                 self.send_response(int(failure.get("status", 200)))
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-                return
-            if failure and self._send_fault(failure):
-                return
-            if failure and failure.get("drop"):
+                return True
+            if self._send_fault(failure):
+                return True
+            if failure.get("drop"):
                 self.close_connection = True
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            if failure and failure.get("status"):
+                return True
+            if failure.get("status"):
                 status = int(failure["status"])
                 message, error_type, code = INJECTED_ERRORS.get(
                     status, ("Injected failure.", "server_error", None)
@@ -325,6 +336,16 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
                 self._send_json(
                     status, _error(failure.get("message", message), error_type, None, code), headers
                 )
+                return True
+            return False
+
+        def _generation(
+            self, body: Any, key: str, chat: bool = False, found: Route | None = None
+        ) -> None:
+            failure = server._next_failure("chat" if chat else "images")
+            if server.latency:
+                time.sleep(server.latency)
+            if failure and self._fail(failure):
                 return
             if not key:
                 self._missing_key(found)
@@ -415,7 +436,7 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
             if "png" in failure:  # an image whose header claims W x H pixels
                 width, height = failure["png"]
                 b64 = base64.b64encode(bomb_png(int(width), int(height))).decode()
-                usage = {"input_tokens": 10, "output_tokens": 190,
+                usage = {"input_tokens": 10, "output_tokens": 30,
                          "input_tokens_details": {"text_tokens": 10, "image_tokens": 0}}  # fmt: skip
                 self._send_json(200, {"created": 1_700_000_000, "data": [{"b64_json": b64}],
                                       "usage": usage})  # fmt: skip

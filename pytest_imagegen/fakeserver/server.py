@@ -103,6 +103,7 @@ class FakeImagesServer:
         self.max_inflight = max_inflight  # answer 429 beyond this many in flight
         self.rate_limit = rate_limit  # images per minute, 429 beyond
         self.rejected = 0  # 429s sent for those limits
+        self.failures_started = 0  # injected failures being acted out (or done)
         self._sent: deque[tuple[float, int]] = deque()
         self._rendered: OrderedDict[int, str] = OrderedDict()  # picture signature -> prompt
         self.downloads = 0  # GETs of url images
@@ -221,9 +222,16 @@ class FakeImagesServer:
                 "log": [dict(e) for e in self.log],
             }
 
-    def _next_failure(self) -> dict[str, Any] | None:
+    def _next_failure(self, route: str = "images") -> dict[str, Any] | None:
+        """The next injected failure for ``route`` (images, chat or files): one with
+        ``"only": <route>`` is kept for that route; others go to images and chat calls."""
         with self._lock:
-            return self._failures.pop(0) if self._failures else None
+            for index, failure in enumerate(self._failures):
+                only = failure.get("only")
+                if only == route or (only is None and route != "files"):
+                    self.failures_started += 1
+                    return self._failures.pop(index)
+            return None
 
     # -- generation
     def deployment_model(self, name: str) -> str | None:
@@ -260,6 +268,7 @@ class FakeImagesServer:
         return data
 
     def store_file(self, data: bytes, fmt: str) -> str:
+        """A download name with a signed-URL style token (``name?token=...``)."""
         name = f"{uuid.uuid4().hex}.{fmt}"
         with self._lock:
             self._files[name] = (data, CONTENT_TYPES[fmt])
@@ -267,9 +276,15 @@ class FakeImagesServer:
                 self._files.popitem(last=False)
         return name
 
-    def get_file(self, name: str) -> tuple[bytes, str] | None:
+    def _file_token(self, name: str) -> str:
+        return hashlib.sha256((self.admin_token + name).encode()).hexdigest()[:16]
+
+    def get_file(self, name: str, token: str | None = None) -> tuple[bytes, str] | None:
+        """A stored download; ``None`` when unknown or its URL token is wrong."""
         with self._lock:
             self.downloads += 1
+            if token is not None and token != self._file_token(name):
+                return None
             return self._files.get(name)
 
     def judge(self, body: Any) -> tuple[int, dict[str, Any]]:
@@ -299,7 +314,8 @@ class FakeImagesServer:
             reason = f"shows {len(hits)} of {len(words)} things the rubric names"
         content = json.dumps({"score": score, "reason": reason})
         prices = self.catalog.chat[model]
-        prompt_tokens = int(prices.image_tokens * 0.9) + len(rubric) // 4 + 60
+        # billed by the image's real size (a test may send a big one), below the estimate
+        prompt_tokens = int(prices.tokens_for(*image.size) * 0.9) + len(rubric) // 4 + 60
         completion_tokens = max(1, len(content) // 4)
         return 200, {
             "id": f"chatcmpl-fake-{uuid.uuid4().hex[:12]}",
@@ -393,7 +409,8 @@ class FakeImagesServer:
                 "revised_prompt": body["prompt"] if model == "dall-e-3" else None
             }
             if body.get("response_format") == "url":
-                item["url"] = f"{base}/v1/files/{self.store_file(picture, fmt)}"
+                name = self.store_file(picture, fmt)
+                item["url"] = f"{base}/v1/files/{name}?token={self._file_token(name)}"
             else:
                 item["b64_json"] = base64.b64encode(picture).decode("ascii")
             if item["revised_prompt"] is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..api.redact import APIKey, Redactor, key_digest
-from ..api.settings import KEY_ENV_VARS, Settings, find_api_key
+from ..api.settings import SECRET_ENV_VARS, Settings, find_api_key
 from .prices import PriceTable
 
 if TYPE_CHECKING:
@@ -38,6 +38,10 @@ class RunContext:
     baselines: dict[Path, Any] = field(default_factory=dict)  # loaded baseline files
     state_dir: Path | None = None  # <rootdir>/.imagegen: locks and session state
     open_calls: set[Any] = field(default_factory=set)  # paid calls not booked yet (Ctrl-C)
+    interrupted: list[Any] = field(default_factory=list)  # calls a Ctrl-C cut short
+    stopping: bool = False  # after Ctrl-C: no attempt may start
+    finished_calls: list[Any] = field(default_factory=list)  # booked, by the tests' nodeids
+    stores: dict[str, Any] = field(default_factory=dict)  # image stores (cassettes.remote)
     _clients: dict[str, ImagesClient] = field(default_factory=dict)
     _redactor: Redactor = field(default_factory=Redactor)
 
@@ -90,8 +94,9 @@ class RunContext:
 
     @property
     def redactor(self) -> Redactor:
-        """Masks every API key of the environment (and any a test's client sent)."""
-        self._redactor.add(*(self.environ.get(name) for name in KEY_ENV_VARS))
+        """Masks every API key of the environment (and any a test's client sent), and the
+        image store's credentials."""
+        self._redactor.add(*(self.environ.get(name) for name in SECRET_ENV_VARS))
         return self._redactor
 
     def track(self, call: Any) -> None:
@@ -99,12 +104,47 @@ class RunContext:
 
     def untrack(self, call: Any) -> None:
         self.open_calls.discard(call)
+        self.finished_calls.append(call)
 
     def abandon_open_calls(self) -> None:
         """Ctrl-C: book every call still open (in flight: its list cost) and stop them."""
         for call in list(self.open_calls):
             call.abandon()
+            self.interrupted.append(call)
         self.open_calls.clear()
+
+    def interrupted_results(self) -> list[dict[str, Any]]:
+        """Per test cut short by Ctrl-C: what its calls booked (its report never came; the
+        caller keeps the tests that did report)."""
+        by_node: dict[str, dict[str, Any]] = {}
+        for call in dict.fromkeys([*self.finished_calls, *self.interrupted]):
+            body = call.ledger_body
+            entry = by_node.setdefault(
+                call.nodeid,
+                {
+                    "nodeid": call.nodeid,
+                    "suite": call.suite,
+                    "category": call.category,
+                    "model": str(body.get("model") or ""),
+                    "size": str(body.get("size") or ""),
+                    "quality": body.get("quality"),
+                    "n": int(body.get("n") or 1) if str(body.get("n") or "1").isdigit() else 1,
+                    "list_cost": 0.0,
+                    "actual_cost": 0.0,
+                    "cassette": "live",
+                    "outcome": "interrupted",
+                    "attempts": 0,
+                    "server": "fake" if self.settings.fake_server else "live",
+                    "notes": [
+                        f"{call.nodeid}: interrupted (Ctrl-C); what was in flight is "
+                        "booked at list cost"
+                    ],
+                },
+            )
+            entry["list_cost"] = round(entry["list_cost"] + call.list_cost, 6)
+            entry["actual_cost"] = round(entry["actual_cost"] + call.booked, 6)
+            entry["attempts"] += call.attempts
+        return list(by_node.values())
 
     def close(self) -> None:
         for client in self._clients.values():

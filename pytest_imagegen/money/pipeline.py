@@ -73,7 +73,7 @@ class PaidCall:
     def begin(self, attempt: int) -> None:
         """Before an attempt: hold a reservation (a fresh one after an unknown outcome)."""
         with self._lock:
-            if self.closed:
+            if self.closed or self.ctx.stopping:
                 raise KeyboardInterrupt  # the session is stopping: nothing more is sent
             budget = self.ctx.budget
             if budget is not None and self.reservation is None:
@@ -209,6 +209,8 @@ def paid_call(
     try:
         yield call
     except APIError as exc:
+        if ctx.stopping:  # ended while the session stops: its test will not report it
+            ctx.interrupted.append(call)
         call.attempts = max(call.attempts, exc.attempts)
         if exc.outcome == UNREADABLE:  # a 2xx answer we could not use: billed
             call.in_flight = False
@@ -219,8 +221,10 @@ def paid_call(
             call.in_flight = False
             call.close(None, exc.ledger_outcome())
         raise
-    except BaseException:
+    except BaseException as exc:
         call.close(None, "failed before an answer" if not call.in_flight else UNKNOWN_OUTCOME)
+        if isinstance(exc, KeyboardInterrupt) and call.attempts:
+            ctx.interrupted.append(call)  # its test never reports: the session says it
         raise
     finally:
         if not call.closed:  # the caller did not book an end: the safe side

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..api.errors import ImagegenError
 from ..cassettes.paths import sanitize_id
+from ..cassettes.remote import image_store
 from ..money.context import RunContext
 from ..review.results import CaseResult
 from . import kinds
@@ -335,6 +336,7 @@ class Imagegen:
             prompt=str(result.request.get("prompt") or ""),
             baseline_file=test_baseline_path(self.module),
             images_dir=test_images_dir(self.module),
+            store=image_store(self.ctx, test_images_dir(self.module)),
             thresholds=limits,
             mode=s.drift_mode,
             update=s.update_baselines,

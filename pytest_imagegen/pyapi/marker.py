@@ -20,7 +20,8 @@ from ..cassettes.files import shown
 from ..cassettes.format import new_meta
 from ..cassettes.paths import sanitize_id
 from ..cassettes.persister import Persister, open_cassette
-from ..cassettes.store import ImageStore
+from ..cassettes.remote import image_store
+from ..cassettes.store import ImageStore, UploadFailed
 from ..money.context import RunContext
 from ..review.results import CaseResult
 from .guard import Guard
@@ -107,15 +108,54 @@ def recording_session(
     ledger_root: Path,
     abort: Callable[[BaseException], NoReturn],
 ) -> Iterator[Guard]:
-    """The test's cassette and guard, open for the duration of the test call."""
+    """The test's cassette and guard, open for the duration of the test call.
+
+    While recording, the test holds its cassette's lock: another pytest process recording
+    the same test waits, then replays what this one paid for (SPEC §12)."""
     mode = ctx.settings.record_mode
+    if mode == "none":
+        lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    else:
+        from ..api.locks import file_lock
+
+        lock_root = ctx.state_dir or cassette_path.parent
+        lock = file_lock(cassette_path, lock_root, timeout=ctx.settings.timeout * 10)
+    before = _stamp(cassette_path)
+    with lock:
+        if mode == "all" and _stamp(cassette_path) != before:
+            mode = "new_episodes"  # another process recorded it while this one waited
+        with _session(
+            ctx, result, cassette_path, images_dir, max_cost, ledger_root, abort, mode
+        ) as g:
+            yield g
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+@contextlib.contextmanager
+def _session(
+    ctx: RunContext,
+    result: CaseResult,
+    cassette_path: Path,
+    images_dir: Path,
+    max_cost: float | None,
+    ledger_root: Path,
+    abort: Callable[[BaseException], NoReturn],
+    mode: str,
+) -> Iterator[Guard]:
     moved = migrate_cassette(cassette_path)
     if moved:
         result.notes.append(moved)
     node = result.nodeid
     fix = f"re-record it with {command('--imagegen-record-mode=all', node)}"
     pending_dir = ctx.state_dir / "pending" if ctx.state_dir else None
-    store = ImageStore(images_dir)
+    store = image_store(ctx, images_dir)
     if not cassette_path.exists() and promote_pending(pending_dir, cassette_path, store, ctx, fix):
         result.notes.append(f"{node}: wrote its cassette from the paid answers kept last run")
     existed = cassette_path.is_file()
@@ -125,35 +165,43 @@ def recording_session(
         store, ctx.redactor, fix=fix, fresh=mode == "all", pending_dir=pending_dir
     )
     route = FakeRoute(ctx.settings.base_url) if ctx.settings.fake_server else None
-    with open_cassette(cassette_path, persister, mode=mode, record_on_exception=True) as cassette:
-        guard = Guard(
-            ctx=ctx,
-            result=result,
-            cassette=cassette,
-            cassette_path=cassette_path,
-            mode=mode,
-            existed=existed,
-            max_cost=max_cost,
-            ledger_root=ledger_root,
-            abort=abort,
-            route=route,
-            recorded_meta=persister.loaded_meta,
-        )
-        try:
-            with guarded(guard):
-                yield guard
-        finally:
-            guard.finish()
-            requests = guard.requests_meta
-            persister.meta = new_meta(
-                nodeid=node,
-                session=ctx.session_id,
-                requests=requests,
-                list_cost=sum(float(r.get("list_cost") or 0.0) for r in requests),
-                actual_cost=sum(float(r.get("actual_cost") or 0.0) for r in requests),
+    try:
+        with open_cassette(
+            cassette_path, persister, mode=mode, record_on_exception=True
+        ) as cassette:
+            guard = Guard(
+                ctx=ctx,
+                result=result,
+                cassette=cassette,
+                cassette_path=cassette_path,
+                mode=mode,
+                existed=existed,
+                max_cost=max_cost,
+                ledger_root=ledger_root,
+                abort=abort,
+                route=route,
+                recorded_meta=persister.loaded_meta,
             )
-            if mode == "new_episodes":
-                persister.keep = guard.used
+            try:
+                with guarded(guard):
+                    yield guard
+            finally:
+                guard.finish()
+                requests = guard.requests_meta
+                persister.meta = new_meta(
+                    nodeid=node,
+                    session=ctx.session_id,
+                    requests=requests,
+                    list_cost=sum(float(r.get("list_cost") or 0.0) for r in requests),
+                    actual_cost=sum(float(r.get("actual_cost") or 0.0) for r in requests),
+                )
+                if mode == "new_episodes":
+                    persister.keep = guard.used
+    except BaseException:
+        with contextlib.suppress(UploadFailed):  # the test's own failure is the one to show
+            store.flush()
+        raise
+    store.flush()  # the new images to the image store, if any, now that vcrpy let go of HTTP
 
 
 def recorded_by(path: Path, session_id: str, fix: str) -> bool:

@@ -131,11 +131,12 @@ class PythonAPI:
                 finally:
                     if fixture is not None:
                         fixture.guard = None
-                    if result.list_cost is not None:
-                        item.user_properties.extend(junit_properties(result))
-                    emit_warning(result)
         except ImagegenError as exc:  # opening or saving the cassette: a message, no traceback
             self.fail(exc)
+        finally:  # after the guard booked every call of the test
+            if result.list_cost is not None:
+                item.user_properties.extend(junit_properties(result))
+            emit_warning(result)
 
     def fixture_for(self, node: Any) -> Imagegen:
         """The ``imagegen`` fixture's object for the test ``node``."""

@@ -4,7 +4,7 @@ Approve / Reject (SPEC §17), through the same baseline writer as
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,12 +38,24 @@ def targets(cases: Iterable[tuple[str, CaseSpec]], settings: Settings) -> dict[s
 
 
 def apply_file(
-    path: Path, shown: str, found: Mapping[str, Target], redactor: Redactor, cwd: Path
+    path: Path,
+    shown: str,
+    found: Mapping[str, Target],
+    redactor: Redactor,
+    cwd: Path,
+    fetch: Callable[[Path, str], None] | None = None,
 ) -> list[str]:
-    """Apply an approvals file: every entry, or (on any problem) nothing."""
+    """Apply an approvals file: every entry, or (on any problem) nothing. ``fetch(images_dir,
+    sha)`` brings an image that is only in the image store into the local folder first."""
     chosen = approvals.load(path, shown)
     if not chosen:
         return [f"approvals: {shown} approves nothing"]
+    for approval in chosen if fetch is not None else []:
+        target = found.get(approval.nodeid)
+        for sha in approval.shas if target is not None else []:
+            assert target is not None and fetch is not None
+            if approvals.find_image(target, sha)[0] is None:
+                fetch(target.images_dir, sha)
     updates = approvals.updates(chosen, found, by=approvals.approver(cwd))
     lines = drift.apply_updates(updates, None, redactor)
     images = sum(len(a.shas) for a in chosen)

@@ -18,6 +18,7 @@ prefetch failures are shared through the session directory.
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import sys
 import threading
@@ -123,11 +124,11 @@ def run(
             record_once(spec, ctx, result, open_cassette(spec, nodeid))
             done[nodeid] = result
         except ImagegenError as exc:
-            _remember(session_dir, nodeid, str(exc))
+            _remember(session_dir, nodeid, str(exc), result)
         except KeyboardInterrupt:
             return  # the session is stopping (its calls are booked by the main thread)
         except Exception as exc:  # a test must still say what happened
-            _remember(session_dir, nodeid, f"prefetch failed: {type(exc).__name__}: {exc}")
+            _remember(session_dir, nodeid, f"prefetch failed: {type(exc).__name__}: {exc}", result)
         finally:
             if progress is not None and not stop.is_set():
                 with lock:
@@ -172,6 +173,7 @@ def interrupted(ctx: RunContext, threads: Sequence[threading.Thread]) -> None:
     """After Ctrl-C: in-flight requests get a moment to be answered, then every call still
     open is booked (in flight: its list cost). Further Ctrl-Cs are ignored meanwhile, so
     the booking is never cut short."""
+    ctx.stopping = True  # no new attempt, no retry
     with ignoring_interrupts():
         ends = time.monotonic() + GRACE
         for thread in threads:
@@ -192,13 +194,16 @@ def ignoring_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _remember(session_dir: Path | None, nodeid: str, message: str) -> None:
+def _remember(session_dir: Path | None, nodeid: str, message: str, result: Any) -> None:
+    """A failed prefetch for its test: the error and what the attempt booked (the test
+    reports the same figure the ledger and the budget have)."""
     if session_dir is None:
         return
     from ..cassettes.files import atomic_write
     from .runner import prefetch_error_path
 
-    atomic_write(prefetch_error_path(session_dir, nodeid), message.encode("utf-8"))
+    record = {"message": message, "actual_cost": result.actual_cost, "attempts": result.attempts}
+    atomic_write(prefetch_error_path(session_dir, nodeid), json.dumps(record).encode("utf-8"))
 
 
 def for_session(

@@ -31,6 +31,7 @@ from ..api.errors import (
 from ..cassettes.files import UnsafePath, image_path
 from ..cassettes.format import DAMAGE, MARKER_RE
 from ..cassettes.paths import suite_images_dir
+from ..cassettes.remote import image_store
 from ..checks import perceptual
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ def failed_checks(exc: ImagegenError, result: CaseResult) -> list[str]:
 def complete(spec: CaseSpec, ctx: RunContext, result: CaseResult, cassette: CaseCassette) -> None:
     """Accepted baseline, and the cassette's images when the test had none of its own."""
     images_dir = suite_images_dir(spec.path)
+    store, fetch = image_store(ctx, images_dir), ctx.settings.html_dir is not None
     result.baseline_info = baseline_info(spec, ctx)
     if (result.drift or {}).get("images") or not cassette.exists:
         return
@@ -76,7 +78,9 @@ def complete(spec: CaseSpec, ctx: RunContext, result: CaseResult, cassette: Case
         verdicts = _recorded_verdicts(meta)
         for sha, ext in _meta_images(meta) or _cassette_images(cassette.data()):
             with contextlib.suppress(UnsafePath):
-                entry = {"sha256": sha, "path": str(image_path(images_dir, sha, ext))}
+                image_path(images_dir, sha, ext)  # validated (UnsafePath)
+                # with an image store: the cached copy (downloaded for the review page)
+                entry = {"sha256": sha, "path": str(store.locate(sha, ext, fetch=fetch))}
                 entry.update(verdicts.get(sha, {}))
                 result.recorded_images.append(entry)
 
@@ -85,6 +89,7 @@ def baseline_info(spec: CaseSpec, ctx: RunContext) -> dict[str, Any]:
     """The case's accepted images (validated paths), their prompt and approval record."""
     path = perceptual.baseline_path(spec.path)
     images_dir = suite_images_dir(spec.path)
+    store, fetch = image_store(ctx, images_dir), ctx.settings.html_dir is not None
     info: dict[str, Any] = {"file": str(path), "images": []}
     try:
         if path not in ctx.baselines:
@@ -92,10 +97,11 @@ def baseline_info(spec: CaseSpec, ctx: RunContext) -> dict[str, Any]:
         baseline = ctx.baselines[path]
         accepted = baseline.images(spec.id) or []
         for image in accepted:
+            local = perceptual.stored_image(images_dir, image)  # validated
             info["images"].append(
                 {
                     "sha256": image["sha256"],
-                    "path": str(perceptual.stored_image(images_dir, image)),
+                    "path": str(store.locate(local.stem, local.suffix[1:], fetch=fetch)),
                     "accepted": str(image.get("accepted") or ""),
                 }
             )

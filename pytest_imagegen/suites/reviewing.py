@@ -57,6 +57,7 @@ def approve(state: Any, session: Any, cases: list[tuple[str, Any]]) -> bool:
             approving.targets(cases, state.settings),
             state.ctx.redactor,
             state.config.rootpath,
+            fetch=lambda folder, sha: _from_store(state.ctx, folder, sha),
         )
         red = False
     except ImagegenError as exc:
@@ -140,3 +141,21 @@ def serve(state: Any) -> None:
         shutil.rmtree(directory, ignore_errors=True)
         with contextlib.suppress(OSError):
             directory.parent.rmdir()  # .imagegen, when nothing else is in it
+
+
+def _from_store(ctx: Any, folder: Path, sha: str) -> None:
+    """An approved image kept only in the image store (imagegen_image_store): into the
+    local folder, verified, so the baseline can be written from it."""
+    from ..cassettes.files import IMAGE_EXTENSIONS
+    from ..cassettes.remote import RemoteImageStore, image_store
+
+    store = image_store(ctx, folder)
+    if not isinstance(store, RemoteImageStore):
+        return
+    for ext in IMAGE_EXTENSIONS:
+        try:
+            data = store.load(sha, ext)
+        except ImagegenError:
+            continue
+        store.put(data)  # the local sidecar (and nothing to upload: the store has it)
+        return

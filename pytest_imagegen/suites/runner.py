@@ -9,6 +9,7 @@ the replay, the judge and the checks.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from ..api.shape import request_params
 from ..cassettes.cassette import CaseCassette, CassetteState
 from ..cassettes.files import shown
 from ..cassettes.paths import suite_cassette_path, suite_images_dir
-from ..cassettes.store import ImageStore
+from ..cassettes.remote import image_store
 from ..checks.drift import DriftCheck
 from ..checks.drift import raise_for as drift_raise_for
 from ..checks.expectations import assess
@@ -86,7 +87,10 @@ def obtain(
     body = spec.request_body()
     prefetch_error = prefetch_failed(ctx.session_dir, result.nodeid)
     if prefetch_error is not None:  # its request was sent (or refused) already
-        raise CassetteError(prefetch_error)
+        message, result.actual_cost, result.attempts = prefetch_error
+        if result.actual_cost:
+            result.cassette = "live"
+        raise CassetteError(message)
     state = cassette.state(body)
     cost = format_usd(result.list_cost or 0.0)
     if state.status == "fresh" and (mode != "all" or cassette.recorded_by(ctx.session_id)):
@@ -165,7 +169,7 @@ def _promote_pending(
         return False
     data = load_yaml(kept, cassette.fix)
     persister = Persister(
-        ImageStore(suite_images_dir(spec.path)), ctx.redactor, fix=cassette.fix, fresh=True
+        image_store(ctx, suite_images_dir(spec.path)), ctx.redactor, fix=cassette.fix, fresh=True
     )
     persister.request_body = body
     meta = data.get("imagegen")
@@ -175,6 +179,7 @@ def _promote_pending(
     persister.write(cassette.path, list(data["interactions"]))
     kept.unlink(missing_ok=True)
     cassette.reload()
+    persister.images.flush()  # to the image store, if any
     return True
 
 
@@ -182,14 +187,20 @@ def prefetch_error_path(session_dir: Path, nodeid: str) -> Path:
     return session_dir / f"prefetch-{hashlib.sha256(nodeid.encode()).hexdigest()[:24]}.txt"
 
 
-def prefetch_failed(session_dir: Path | None, nodeid: str) -> str | None:
-    """The error a concurrent prefetch of ``nodeid`` ended with (any process of the session)."""
+def prefetch_failed(session_dir: Path | None, nodeid: str) -> tuple[str, float, int] | None:
+    """The error a concurrent prefetch of ``nodeid`` ended with (any process of the session),
+    with what it booked and its attempts."""
     if session_dir is None:
         return None
     try:
-        return prefetch_error_path(session_dir, nodeid).read_text(encoding="utf-8")
+        text = prefetch_error_path(session_dir, nodeid).read_text(encoding="utf-8")
     except OSError:
         return None
+    try:
+        data = json.loads(text)
+        return str(data["message"]), float(data["actual_cost"]), int(data["attempts"])
+    except (ValueError, KeyError, TypeError):
+        return text, 0.0, 0
 
 
 def _replayed(ctx: RunContext, result: CaseResult, meta: Mapping[str, Any]) -> None:
@@ -198,6 +209,10 @@ def _replayed(ctx: RunContext, result: CaseResult, meta: Mapping[str, Any]) -> N
     if ctx.session_id and meta.get("session") == ctx.session_id:
         result.cassette, result.saved = "recorded", 0.0
         result.actual_cost = float(meta.get("actual_cost") or 0.0)
+        notes = meta.get("notes")
+        result.notes += (
+            [str(n) for n in notes if isinstance(n, str)] if isinstance(notes, list) else []
+        )
         return
     result.cassette = "replayed"
     result.saved = float(meta.get("actual_cost") or result.list_cost or 0.0)
@@ -227,7 +242,7 @@ def replay(
     from ..cassettes.persister import Persister
     from ..cassettes.persister import open_cassette as vcr_cassette
 
-    store = ImageStore(suite_images_dir(spec.path))
+    store = image_store(ctx, suite_images_dir(spec.path))
     fast = cassette.generation(spec.request_body(), store)
     if fast is not None:
         generation, meta = fast
@@ -292,7 +307,7 @@ def record(
     if note:
         result.notes.append(note)
     persister = Persister(
-        ImageStore(suite_images_dir(spec.path)),
+        image_store(ctx, suite_images_dir(spec.path)),
         ctx.redactor,
         fix=cassette.fix,
         fresh=True,
@@ -306,9 +321,11 @@ def record(
         list_cost=result.list_cost,
         actual_cost=call.booked,
         usage=generation.usage,
+        notes=list(result.notes),  # said again when this session replays it (the prefetch)
     )
     save_exchanges(cassette.path, persister, generation.exchanges)
     result.cassette = "recorded"
+    persister.images.flush()  # to the image store, if any (UploadFailed: kept locally)
     return generation
 
 
@@ -422,6 +439,7 @@ def check_drift(
         prompt=spec.prompt,
         baseline_file=perceptual.baseline_path(spec.path),
         images_dir=suite_images_dir(spec.path),
+        store=image_store(ctx, suite_images_dir(spec.path)),
         thresholds=drift.thresholds_for(spec.expect.drift, s.drift_thresholds),
         mode=s.drift_mode,
         update=s.update_baselines,

@@ -22,7 +22,7 @@ the host and ``api-version`` never invalidate a cassette.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
@@ -59,6 +59,29 @@ def origin(url: str) -> str:
     """The scheme and host (and port) of ``url``: ``https://api.wisgate.ai``."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def provider_settings(getini: Callable[[str], Any]) -> ProviderSettings:
+    """The provider settings of the ini file (SPEC §19), validated (``ConfigError``)."""
+    default = str(getini("imagegen_provider") or "openai").strip()
+    if default not in PROVIDERS:
+        raise ConfigError(
+            f"ini imagegen_provider: {default!r} is not a provider; allowed: {', '.join(PROVIDERS)}"
+        )
+    urls = {}
+    for key in ("imagegen_azure_endpoint", "imagegen_gemini_base_url"):
+        value = str(getini(key) or "").strip()
+        if value and not value.startswith(("http://", "https://")):
+            raise ConfigError(f"ini {key}: {value!r} is not an http(s) URL")
+        urls[key] = value.rstrip("/") or None
+    version = str(getini("imagegen_azure_api_version") or "").strip()
+    return ProviderSettings(
+        default=default,
+        azure_endpoint=urls["imagegen_azure_endpoint"],
+        azure_api_version=version or DEFAULT_AZURE_API_VERSION,
+        deployments=parse_deployments(str(getini("imagegen_deployments") or "")),
+        gemini_base_url=urls["imagegen_gemini_base_url"],
+    )
 
 
 def parse_deployments(text: str) -> dict[str, str]:
@@ -269,6 +292,7 @@ __all__ = [
     "match_path",
     "origin",
     "parse_deployments",
+    "provider_settings",
     "read_answer",
     "resolve",
 ]
