@@ -31,6 +31,7 @@ class SuiteFile(pytest.File):
             state.ctx.prices,
             display=display_path(self.config, self.path),
             check_case=state.profile_check(self.path),
+            providers=state.settings.providers,
         )
 
         baseline = str(baseline_path(self.path))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from .api.errors import ImagegenError
+from .api.providers import provider_settings
 from .api.settings import DRIFT_MODES, RECORD_MODES, Settings, parse_number, resolve_base_url
 from .money.prices import PriceTable
 
@@ -252,6 +253,38 @@ def add_options(parser: pytest.Parser) -> None:
         default="gpt-4.1-mini",
         help="vision chat model that scores images for expect.judge (default gpt-4.1-mini)",
     )
+    # --- providers (issue 23, SPEC §19) -------------------------------------------------
+    parser.addini(
+        "imagegen_provider",
+        default="openai",
+        help="request shape for models whose price entry names no provider: openai | azure | "
+        "gemini (default openai); a suite, its defaults or a case may set `provider:`",
+    )
+    parser.addini(
+        "imagegen_azure_endpoint",
+        default="",
+        help="Azure OpenAI resource URL, e.g. https://my-resource.openai.azure.com (default: "
+        "the scheme and host of the images base URL)",
+    )
+    parser.addini(
+        "imagegen_azure_api_version",
+        default="2025-04-01-preview",
+        help="api-version query parameter of Azure OpenAI requests (default 2025-04-01-preview; "
+        "not part of cassette matching)",
+    )
+    parser.addini(
+        "imagegen_deployments",
+        default="",
+        help="Azure deployments and the priced model each serves: `name=model ...`, e.g. "
+        "`prod-image=gpt-image-2`; a case whose model is such a name is sent to Azure",
+    )
+    parser.addini(
+        "imagegen_gemini_base_url",
+        default="",
+        help="root of Gemini's generateContent route (POST {root}/v1beta/models/{model}:"
+        "generateContent; default: the scheme and host of the images base URL)",
+    )
+    # --- end providers ------------------------------------------------------------------
     parser.addini(
         "imagegen_judge_min_score",
         default="0.7",
@@ -395,8 +428,11 @@ def read_settings(config: pytest.Config) -> tuple[Settings, PriceTable]:
     max_mb = parse_number(
         config.getini("imagegen_max_response_mb"), "ini imagegen_max_response_mb", positive=True
     )
+    providers = provider_settings(config.getini)  # issue 23
+    prices.add_deployments(providers.deployments)
     settings = dataclasses.replace(
         settings,
+        providers=providers,
         max_response_mb=max_mb if max_mb is not None else 64.0,
         concurrency=int(concurrency or 1),
         judge_model=judge_model,

@@ -29,12 +29,14 @@ def build_state(config: pytest.Config) -> ImagegenState:
         from .fakeserver import FakeImagesServer
         from .pyapi.transports import FakeRoute, rerouted
 
-        state.fake_server = FakeImagesServer().start()
+        state.fake_server = FakeImagesServer(deployments=dict(settings.providers.deployments))
+        state.fake_server.start()
         state.settings = state.ctx.settings = dataclasses.replace(
             settings,
             base_url=state.fake_server.url,
             base_url_source="--imagegen-fake-server",
             fake_server=True,
+            providers=settings.providers.local(),  # Azure and Gemini routes to it too
         )
         state.ctx.environ = {**os.environ, "IMAGEGEN_API_KEY": "fake-server-key"}
         state.exit_stack.enter_context(rerouted(FakeRoute(state.fake_server.url)))

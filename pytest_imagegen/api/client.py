@@ -36,6 +36,8 @@ from .errors import (
     APIError,
     transport_outcome,
 )
+from .providers import ProviderSettings, read_answer
+from .providers import get as provider_shape
 from .redact import APIKey, Redactor
 from .responses import Exchange, GeneratedImage, Generation, generation_from_payload
 from .transfer import (
@@ -175,6 +177,22 @@ class BearerAuth(httpx.Auth):
         yield request
 
 
+class KeyHeaderAuth(httpx.Auth):
+    """Adds the key in a provider's own header (``api-key``, ``x-goog-api-key``); its repr
+    shows no key."""
+
+    def __init__(self, key: APIKey, header: str) -> None:
+        self._key = key
+        self.header = header
+
+    def __repr__(self) -> str:
+        return f"KeyHeaderAuth({self.header!r}, {self._key!r})"
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        request.headers[self.header] = self._key.reveal()
+        yield request
+
+
 class ImagesClient:
     """Sends images, edit and chat calls; safe to share between threads of a process."""
 
@@ -191,8 +209,10 @@ class ImagesClient:
         redactor: Redactor | None = None,
         limiter: Any = None,
         max_response_mb: float = DEFAULT_MAX_RESPONSE_MB,
+        providers: ProviderSettings | None = None,
     ) -> None:
         self.base_url = base_url
+        self.providers = providers or ProviderSettings()  # the azure / gemini routes
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
@@ -200,6 +220,7 @@ class ImagesClient:
         self._sleep = sleep
         key = api_key if isinstance(api_key, APIKey) else APIKey(api_key)
         self._auth = BearerAuth(key)
+        self._key = key
         self.redactor = redactor if redactor is not None else Redactor()
         self.limiter: Any = limiter  # limiter.SharedLimiter: one rate for the whole session
         self.redactor.add(key)
@@ -224,14 +245,25 @@ class ImagesClient:
             return min(retry_after, MAX_RETRY_AFTER)
         return float(self.backoff * (2**attempt))
 
+    def _auth_for(self, header: str) -> httpx.Auth:
+        """The key in ``header``: ``Authorization: Bearer`` or a provider's own header."""
+        return self._auth if header == "authorization" else KeyHeaderAuth(self._key, header)
+
     def _exchange(
-        self, method: str, url: str, what: str, record_body: str | None, auth: bool, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        what: str,
+        record_body: str | None,
+        auth: bool | httpx.Auth,
+        **kwargs: Any,
     ) -> tuple[httpx.Response, bytes, Exchange]:
         """One attempt: the request sent and its whole answer read, within the deadline."""
         deadline = Deadline(self.timeout)
         request = self._http.build_request(method, url, **kwargs)
         deadline.clip(request.extensions)
-        response = self._http.send(request, stream=True, auth=self._auth if auth else None)
+        chosen = self._auth if auth is True else (auth or None)
+        response = self._http.send(request, stream=True, auth=chosen)
         content = read_body(response, deadline, self.max_bytes, what, request)
         exchange = Exchange(
             method=method,
@@ -254,7 +286,7 @@ class ImagesClient:
         images: int = 0,
         hooks: AttemptHooks | None = None,
         record_body: str | None = None,
-        auth: bool = True,
+        auth: bool | httpx.Auth = True,
         **kwargs: Any,
     ) -> Answer:
         """Send with retries; return the final 2xx answer, or raise :class:`APIError`.
@@ -379,34 +411,47 @@ class ImagesClient:
         *,
         hooks: AttemptHooks | None = None,
         record_body: str | None = None,
+        provider: str = "openai",
     ) -> Generation:
         """POST ``/images/edits`` (multipart: text fields, files ``image[]`` and ``mask``)."""
         files = [("image[]", image) for image in images]
         if mask is not None:
             files.append(("mask", mask))
+        wire = provider_shape(provider).request(self.base_url, self.providers, fields, "edits")
         answer = self._send(
             "POST",
-            self.base_url.rstrip("/") + "/images/edits",
-            "image edit request",
+            wire.url,
+            wire.what,
             images=_count(fields.get("n")),
             hooks=hooks,
             record_body=record_body,
+            auth=self._auth_for(wire.auth_header),
             data=dict(fields),
             files=files,
             headers={"User-Agent": USER_AGENT},
         )
         return self._answered(answer)
 
-    def generate(self, body: Mapping[str, Any], *, hooks: AttemptHooks | None = None) -> Generation:
-        """POST ``/images/generations`` and return decoded images."""
+    def generate(
+        self,
+        body: Mapping[str, Any],
+        *,
+        hooks: AttemptHooks | None = None,
+        provider: str = "openai",
+    ) -> Generation:
+        """POST the request of ``body`` (case fields) in ``provider``'s shape
+        (``/images/generations``, an Azure deployment, Gemini's ``generateContent``) and
+        return decoded images."""
+        wire = provider_shape(provider).request(self.base_url, self.providers, body, "generations")
         answer = self._send(
             "POST",
-            images_url(self.base_url),
-            "images request",
+            wire.url,
+            wire.what,
             images=_count(body.get("n")),
             hooks=hooks,
-            record_body=json.dumps(dict(body), sort_keys=True),
-            json=dict(body),
+            record_body=json.dumps(wire.body, sort_keys=True),
+            auth=self._auth_for(wire.auth_header),
+            json=wire.body,
             headers={"User-Agent": USER_AGENT},
         )
         return self._answered(answer)
@@ -421,10 +466,6 @@ class ImagesClient:
             raise
 
     def _decode(self, answer: Answer) -> Generation:
-        try:
-            payload = json.loads(answer.content)
-        except ValueError:
-            payload = None
         exchanges = [answer.exchange]
 
         def fetch(index: int, item: Mapping[str, Any]) -> tuple[bytes, str]:
@@ -443,8 +484,8 @@ class ImagesClient:
                 return got.content, "url"
             raise APIError(f"image {index} in the response has neither b64_json nor url")
 
-        generation = generation_from_payload(
-            payload, fetch, attempts=answer.attempts, status=answer.status
-        )
+        content_type = answer.headers.get("content-type", "")
+        generation = read_answer(answer.content, content_type, fetch, status=answer.status)
+        generation.attempts = answer.attempts
         generation.exchanges = exchanges
         return generation

@@ -15,24 +15,27 @@ The OpenAI Images API rules follow the openai-python SDK's
 output_compression, stream and partial_images; DALL·E models take
 response_format and (dall-e-3) style. A model this module does not know
 (a gateway's own) gets the key, value and combination checks, not the
-per-model ones. Providers without rules here (``azure`` and ``gemini`` come
-with their request shapes) are not checked.
+per-model ones. ``azure`` takes the OpenAI parameters (Azure OpenAI serves the
+same models behind deployments). ``gemini`` takes ``generateContent``'s generation
+settings (``responseModalities``, ``temperature``, ``topP``, ``topK``, ``seed``,
+``maxOutputTokens``, ``thinkingConfig``, ``imageConfig``; checked against the model's
+aspect ratios and image sizes and against the case's ``size``, which sets
+``imageConfig`` by itself).
 """
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from .paramsgemini import gemini_problems
+from .paramtext import CASE_FIELDS, EXTRA_HINT, did_you_mean
 
 Endpoint = Literal["generations", "edits"]
 Problem = tuple[str, str]
 
-#: fields of a case, never extra parameters (checked by the suite loader)
-CASE_FIELDS = ("model", "prompt", "n", "size", "quality", "image", "mask")
-EXTRA_HINT = "a field only your gateway takes goes under `extra_params:` (sent unchecked)"
 GPT, DALLE3, DALLE2 = "gpt-image", "dall-e-3", "dall-e-2"
 BOTH: tuple[Endpoint, ...] = ("generations", "edits")
 
@@ -98,11 +101,6 @@ LABELS = {GPT: "GPT image", DALLE3: "dall-e-3", DALLE2: "dall-e-2"}
 GPT_IMAGE_2 = re.compile(r"^gpt-image-2(-\d{4}-\d{2}-\d{2})?$")
 
 
-def did_you_mean(word: str, allowed: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(allowed), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def family(model: str | None) -> str | None:
     """``gpt-image``, ``dall-e-3``, ``dall-e-2`` by the model name, else ``None`` (unknown)."""
     if not model:
@@ -116,9 +114,17 @@ def family(model: str | None) -> str | None:
 
 
 def problems(
-    provider: str, endpoint: Endpoint, params: Mapping[str, Any], model: str | None = None
+    provider: str,
+    endpoint: Endpoint,
+    params: Mapping[str, Any],
+    model: str | None = None,
+    *,
+    size: str | None = None,
 ) -> list[Problem]:
-    """What is wrong with ``params`` for ``provider``'s ``endpoint`` and ``model``."""
+    """What is wrong with ``params`` for ``provider``'s ``endpoint`` and ``model`` (``size``:
+    the case's, for the providers where a parameter restates it)."""
+    if provider == "gemini":
+        return gemini_problems(params, model, size)
     check = PROVIDERS.get(provider)
     return check(endpoint, params, model) if check else []
 
@@ -179,4 +185,5 @@ def _combinations(params: Mapping[str, Any], model: str | None) -> list[Problem]
 
 PROVIDERS: dict[str, Callable[[Endpoint, Mapping[str, Any], str | None], list[Problem]]] = {
     "openai": _openai,
+    "azure": _openai,  # Azure OpenAI serves OpenAI's models: the same parameters
 }

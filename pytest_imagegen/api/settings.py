@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, MissingAPIKeyError
+from .providers import ProviderSettings
 
 DEFAULT_BASE_URL = "https://api.wisgate.ai/v1"
 BASE_URL_ENV = "IMAGEGEN_BASE_URL"
@@ -43,6 +44,9 @@ class Settings:
     judge_model: str = "gpt-4.1-mini"  # ini imagegen_judge_model
     judge_min_score: float = 0.7  # ini imagegen_judge_min_score
     max_response_mb: float = 64.0  # ini imagegen_max_response_mb (decompressed answers)
+    #: provider shapes (SPEC §19): ini imagegen_provider, imagegen_azure_*, imagegen_deployments,
+    #: imagegen_gemini_base_url
+    providers: ProviderSettings = field(default_factory=ProviderSettings)
     # --- image store (issue 22)
     image_store: str | None = None  # ini imagegen_image_store: an fsspec URL
     image_cache: Path | None = None  # ini imagegen_image_cache (None: the default cache)

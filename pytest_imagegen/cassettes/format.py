@@ -42,6 +42,7 @@ SECRET_HEADERS = (
     "proxy-authorization",
     "api-key",
     "x-api-key",
+    "x-goog-api-key",
     "openai-organization",
     "openai-project",
     "cookie",
@@ -78,6 +79,15 @@ def body_matcher(r1: Any, r2: Any) -> None:
     """vcrpy matcher: request bodies equal as canonical JSON."""
     if canonical_json(r1.body or b"") != canonical_json(r2.body or b""):
         raise AssertionError("request bodies differ")
+
+
+def route_matcher(r1: Any, r2: Any) -> None:
+    """vcrpy matcher: the same provider route, from its own suffix on (a gateway's path
+    prefix, the host and Azure's ``api-version`` are not compared; SPEC §4, §19)."""
+    from ..api.providers import match_path
+
+    if match_path(r1.path) != match_path(r2.path):
+        raise AssertionError("request paths differ")
 
 
 def _short(value: Any, limit: int = 70) -> str:

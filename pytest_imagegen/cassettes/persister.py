@@ -28,6 +28,7 @@ from .format import (
     damaged,
     fingerprint,
     load_yaml,
+    route_matcher,
     why,
 )
 from .pending import keep_pending
@@ -193,25 +194,14 @@ class Persister:
                 refs.append(ref)
                 response["body"] = {"string": MARKER + ref}
             return response
-        if not isinstance(content, str) or '"b64_json"' not in content:
+        if not isinstance(content, str):
             return response
-        try:
-            payload = json.loads(content)
-        except ValueError:
-            return response
-        for item in payload.get("data") or []:
-            b64 = item.get("b64_json") if isinstance(item, dict) else None
-            if not isinstance(b64, str) or b64 not in content:
-                continue
-            try:
-                data = base64.b64decode(b64, validate=True)
-            except ValueError:
-                continue
-            if base64.b64encode(data).decode("ascii") != b64:
-                continue  # not canonical base64: keep inline so replay stays byte-exact
+        from .sidecars import image_strings
+
+        for b64, data in image_strings(content):  # images answer, stream, Gemini, Responses
             ref = self.images.put(data)
             refs.append(ref)
-            content = content.replace(b64, MARKER + ref, 1)
+            content = content.replace(b64, MARKER + ref)
         response["body"] = {"string": content}
         return response
 
@@ -307,13 +297,14 @@ def open_cassette(
 
     recorder = vcr.VCR(
         serializer="yaml",
-        match_on=["method", "path", "imagegen_body"],
+        match_on=["method", "imagegen_route", "imagegen_body"],
         filter_headers=list(SECRET_HEADERS),
         filter_query_parameters=list(SECRET_QUERY_PARAMS),
         decode_compressed_response=True,
         before_record_response=_scrub_response,
     )
     recorder.register_matcher("imagegen_body", body_matcher)
+    recorder.register_matcher("imagegen_route", route_matcher)
     # register_persister: honoured by every vcrpy (use_cassette(persister=) only from 9.1)
     recorder.register_persister(persister)
     return recorder.use_cassette(
@@ -334,8 +325,9 @@ def save_exchanges(path: Path, persister: Persister, exchanges: list[Exchange]) 
     plain = []
     for exchange in exchanges:
         content: str | bytes = exchange.content
-        with contextlib.suppress(UnicodeDecodeError):
-            content = exchange.content.decode("utf-8") if exchange.content[:1] in b"{[" else content
+        with contextlib.suppress(UnicodeDecodeError):  # JSON, an event stream: text
+            if image_extension(exchange.content) == "bin":
+                content = exchange.content.decode("utf-8")
         if isinstance(content, str):
             content = strip_secret_urls(content)
         headers: dict[str, list[str]] = {}

@@ -32,6 +32,7 @@ class FakeModel:
     per_image: dict[str, dict[str, float]]  # size -> quality -> USD
     custom: dict[str, Any] | None = None  # free WxH sizes (gpt-image-2)
     output_rate: float | None = None  # USD per 1M image output tokens; None: per image only
+    provider: str = "openai"  # the route that serves it (gemini: generateContent)
 
     def size_problem(self, size: str) -> str | None:
         if size == AUTO:
@@ -118,6 +119,7 @@ def catalog() -> Catalog:
             per_image=per_image,
             custom=spec.get("custom_sizes"),
             output_rate=float(rates["image_output"]) if rates else None,
+            provider=str(spec.get("provider") or "openai"),
         )
     for alias, target in (raw.get("aliases") or {}).items():  # snapshots serve as their model
         if str(target) in models and str(alias) not in models:

@@ -15,7 +15,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from ..api.multipart import parse_multipart
+from ..api.providers import Route, classify
 from ..api.redact import key_digest
+from . import gemini, streaming, toolcalls
 from .faults import bomb_png, gzip_bomb
 
 FILES = "__files__"
@@ -30,6 +32,8 @@ def _parse_form(raw: bytes) -> dict[str, Any]:
     for key, value in text.items():
         numeric = key in ("n", "output_compression", "partial_images") and value.isdigit()
         out[key] = int(value) if numeric else value
+        if key == "stream" and value in ("true", "false"):
+            out[key] = value == "true"
     return out
 
 
@@ -108,9 +112,13 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
                 super().handle()
 
+        shape = "openai"  # the route's error shape (gemini: Google's)
+
         def _send_json(
             self, status: int, payload: Any, headers: dict[str, str] | None = None
         ) -> None:
+            if self.shape == "gemini":
+                payload = gemini.google_shape(status, payload)
             body = json.dumps(payload).encode("utf-8")
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -147,6 +155,7 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
             return True
 
         def do_GET(self) -> None:
+            self.shape = "openai"
             if self.path.startswith("/_fake/"):
                 if self._admin_allowed() and self.path.split("?", 1)[0] == "/_fake/stats":
                     self._send_json(200, server.stats())
@@ -187,13 +196,18 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
                 if self._admin_allowed():
                     self._control(self.path.split("?", 1)[0][len("/_fake/") :], body)
                 return
-            route = self.path.split("?", 1)[0].rstrip("/")
-            if route not in ("/v1/images/generations", "/v1/images/edits", "/v1/chat/completions"):
+            path = self.path.split("?", 1)[0].rstrip("/")
+            found = classify("POST", path)
+            self.shape = found.provider if found is not None else "openai"
+            if (
+                found is None
+                or found.fake_path != path
+                or found.endpoint in ("variations", "streamGenerateContent")
+            ):
                 self._send_json(404, _error(f"Unknown path {self.path}", "invalid_request_error"))
                 return
-            chat = route == "/v1/chat/completions"
-            auth = self.headers.get("Authorization", "")
-            key = auth[7:] if auth.startswith("Bearer ") else ""
+            chat = found.kind == "judge"
+            key = self._key(found)
             with server._lock:
                 if chat:
                     server.chat_requests += 1
@@ -219,10 +233,71 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
                 )  # fmt: skip
                 return
             try:
-                self._generation(body, key, chat)
+                self._generation(body, key, chat, found)
             finally:
                 with server._lock:
                     server.active -= 1
+
+        def _key(self, found: Route) -> str:
+            """The key: Bearer on every route; ``api-key`` on Azure's; ``x-goog-api-key``
+            or ``?key=`` on Gemini's."""
+            auth = self.headers.get("Authorization", "")
+            key = auth[7:] if auth.startswith("Bearer ") else ""
+            if not key and found.provider == "azure":
+                key = self.headers.get("api-key", "")
+            if not key and found.provider == "gemini":
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                key = self.headers.get("x-goog-api-key", "") or (query.get("key") or [""])[0]
+            return key
+
+        def _missing_key(self, found: Route | None) -> None:
+            if found is not None and found.provider == "gemini":
+                self._send_json(403, gemini.error(403, "Method doesn't allow unregistered "
+                                "callers (callers without established identity). Please use "
+                                "API Key or other form of API consumer identity to call this "
+                                "API."))  # fmt: skip
+                return
+            if found is not None and found.provider == "azure":
+                self._send_json(401, {"error": {"code": "401", "message": "Access denied due "
+                                "to invalid subscription key or wrong API endpoint. Make sure "
+                                "to provide a valid key for an active subscription and use a "
+                                "correct regional API endpoint for your resource."}})  # fmt: skip
+                return
+            self._send_json(401, _error(
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth.", "invalid_request_error", None,
+                "missing_api_key"))  # fmt: skip
+
+        def _send_events(self, data: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _provider_answer(self, body: Any, found: Route, failure: Any) -> bool:
+            """Gemini and Responses requests (answered here: ``True``); Azure's deployment
+            resolved to its model in ``body``."""
+            if found.provider == "gemini":
+                status, payload = gemini.answer(server, found.model or "", body)
+                if status == 200 and failure and "usage" in failure:
+                    payload["usageMetadata"] = failure["usage"]
+                self._send_json(status, payload)
+                return True
+            if found.kind == "responses":
+                self._send_json(*toolcalls.answer(server, body))
+                return True
+            if found.provider == "azure":
+                model = server.deployment_model(found.model or "")
+                if model is None:
+                    self._send_json(404, {"error": {"code": "DeploymentNotFound", "message":
+                                    "The API deployment for this resource does not exist. If "
+                                    "you created the deployment within the last 5 minutes, "
+                                    "please wait a moment and try again."}})  # fmt: skip
+                    return True
+                if isinstance(body, dict):
+                    body["model"] = model
+            return False
 
         def _fail(self, failure: dict[str, Any]) -> bool:
             """Act out an injected failure; ``True`` when it answered (or hung up)."""
@@ -264,16 +339,16 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
                 return True
             return False
 
-        def _generation(self, body: Any, key: str, chat: bool = False) -> None:
+        def _generation(
+            self, body: Any, key: str, chat: bool = False, found: Route | None = None
+        ) -> None:
             failure = server._next_failure("chat" if chat else "images")
             if server.latency:
                 time.sleep(server.latency)
             if failure and self._fail(failure):
                 return
             if not key:
-                self._send_json(401, _error(
-                    "You didn't provide an API key. You need to provide your API key in an "
-                    "Authorization header using Bearer auth.", "invalid_request_error", None, "missing_api_key"))  # fmt: skip
+                self._missing_key(found)
                 return
             if server.api_key is not None and key != server.api_key:
                 self._send_json(
@@ -297,20 +372,29 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
             if chat:
                 self._send_json(*server.judge(body))
                 return
+            if found is not None and self._provider_answer(body, found, failure):
+                return
             files = body.pop(FILES, None) if isinstance(body, dict) else None
-            if self.path.split("?", 1)[0].rstrip("/") == "/v1/images/edits":
+            endpoint = found.endpoint if found is not None else "generations"
+            if endpoint == "edits":
                 problem = _edit_problem(body, files)
                 if problem:
                     self._send_json(*problem)
                     return
-            problem = server.validate(body)
+            problem = server.validate(body, endpoint)
             if problem:
                 self._send_json(*problem)
                 return
             base = f"http://{self.headers.get('Host') or f'{server.host}:{server.port}'}"
             response = server.generate(body, base, files)
+            stream = body.get("stream") is True
+            if stream:
+                streaming.add_partial_tokens(response, int(body.get("partial_images") or 0))
             if failure and "usage" in failure:  # e.g. a billing surprise: usage above list price
                 response["usage"] = failure["usage"]
+            if stream:
+                self._send_events(streaming.events(body, response, endpoint))
+                return
             self._send_json(200, response)
 
         def _send_fault(self, failure: dict[str, Any]) -> bool:

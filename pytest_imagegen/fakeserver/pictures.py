@@ -109,3 +109,29 @@ def signature(picture: Any) -> int:
     pixels = list(small.tobytes())  # 64 grey levels (getdata is deprecated in Pillow 13)
     mean = sum(pixels) / len(pixels)
     return sum(1 << i for i, p in enumerate(pixels) if p > mean)
+
+
+def with_transparency(picture: Any) -> Any:
+    """The picture as RGBA with a transparent surround (an ellipse kept opaque): what a
+    ``background: transparent`` request gets."""
+    import numpy as np
+    from PIL import Image
+
+    w, h = picture.size
+    y = np.linspace(-1.0, 1.0, h, dtype=np.float32)[:, None]
+    x = np.linspace(-1.0, 1.0, w, dtype=np.float32)[None, :]
+    alpha = ((x / 0.8) ** 2 + (y / 0.8) ** 2 <= 1.0).astype(np.uint8) * 255
+    rgba = picture.convert("RGBA")
+    rgba.putalpha(Image.fromarray(alpha, "L"))
+    return rgba
+
+
+def partial_picture(data: bytes, index: int, total: int, fmt: str) -> bytes:
+    """A streamed partial image: the final picture coarser the earlier it comes."""
+    from PIL import Image, ImageFilter
+
+    with Image.open(io.BytesIO(data)) as final:
+        final.load()
+        radius = 2.0 * (total - index) + 1.0
+        rough = final.filter(ImageFilter.GaussianBlur(radius))
+    return encode_picture(rough, fmt)

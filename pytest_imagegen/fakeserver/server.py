@@ -46,6 +46,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from ..api.shape import AUTO, input_image_tokens, parse_size
+from . import conform
 from .catalog import catalog
 from .handler import _error, _make_handler
 from .judging import _judge_inputs, _nearest
@@ -57,12 +58,13 @@ from .pictures import (
     quoted_text,
     render_picture,
     signature,
+    with_transparency,
 )
 
 ALLOWED_PARAMS = frozenset({
     "model", "prompt", "n", "size", "quality", "background", "moderation",
     "output_compression", "output_format", "partial_images", "response_format",
-    "style", "user", "seed", "stream",
+    "style", "user", "seed", "stream", "safety_identifier", "input_fidelity",
 })  # fmt: skip
 
 
@@ -79,6 +81,7 @@ class FakeImagesServer:
         api_key: str | None = None,
         max_inflight: int | None = None,
         rate_limit: int | None = None,
+        deployments: dict[str, str] | None = None,
     ) -> None:
         import numpy  # noqa: F401  (imported up front: picture threads must not race an import)
         from PIL import Image  # noqa: F401
@@ -88,6 +91,8 @@ class FakeImagesServer:
         self.admin_token = secrets.token_urlsafe(16)  # for /_fake/*; never shown in a log
         self.api_key = api_key
         self.catalog = catalog()
+        #: Azure deployments it serves: name -> model (a deployment named as a model serves it)
+        self.deployments: dict[str, str] = dict(deployments or {})
         self._lock = threading.Lock()
         self._failures: list[dict[str, Any]] = []
         self._cache: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
@@ -229,17 +234,30 @@ class FakeImagesServer:
             return None
 
     # -- generation
+    def deployment_model(self, name: str) -> str | None:
+        """The model an Azure deployment serves (``None``: no such deployment)."""
+        model = self.deployments.get(name, name)
+        found = self.catalog.models.get(model)
+        return model if found is not None and found.provider == "openai" else None
+
     def picture_bytes(
-        self, key: tuple[Any, ...], w: int, h: int, fmt: str, compression: int | None
+        self,
+        key: tuple[Any, ...],
+        w: int,
+        h: int,
+        fmt: str,
+        compression: int | None,
+        transparent: bool = False,
     ) -> bytes:
-        cache_key = (*key, fmt, compression)
+        cache_key = (*key, fmt, compression, transparent)
         with self._lock:
             if cache_key in self._cache:
                 self._cache.move_to_end(cache_key)
                 return self._cache[cache_key]
         picture = render_picture("|".join(map(str, key)), w, h)
         draw_captions(picture, quoted_text(str(key[0])))
-        data = encode_picture(picture, fmt, compression)
+        shown = with_transparency(picture) if transparent else picture
+        data = encode_picture(shown, fmt, compression)
         with self._lock:
             self._rendered[signature(picture)] = str(key[0])
             while len(self._rendered) > 512:
@@ -310,7 +328,9 @@ class FakeImagesServer:
                       "total_tokens": prompt_tokens + completion_tokens},
         }  # fmt: skip
 
-    def validate(self, body: Any) -> tuple[int, dict[str, Any]] | None:
+    def validate(
+        self, body: Any, endpoint: str = "generations"
+    ) -> tuple[int, dict[str, Any]] | None:
         """The API's 400 answers for a bad request body, or None."""
 
         def bad(
@@ -324,9 +344,12 @@ class FakeImagesServer:
             if key not in ALLOWED_PARAMS:
                 return bad(f"Unknown parameter: '{key}'.", key, "unknown_parameter")
         model = body.get("model", "gpt-image-2")
-        if model not in self.catalog.models:
+        if model not in self.catalog.models or self.catalog.models[model].provider != "openai":
             return bad(f"The model '{model}' does not exist.", "model", "model_not_found")
         prices = self.catalog.models[model]
+        refused = conform.problem(body, str(model), endpoint)
+        if refused:
+            return bad(*refused)
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             return bad(
@@ -379,7 +402,9 @@ class FakeImagesServer:
             key: tuple[Any, ...] = (body["prompt"], size, quality, seed, index)
             if files:  # an edit: the result depends on the input images too
                 key += (hashlib.sha256(b"".join(d for _, d in files)).hexdigest()[:16],)
-            picture = self.picture_bytes(key, w, h, fmt, compression)
+            picture = self.picture_bytes(
+                key, w, h, fmt, compression, body.get("background") == "transparent"
+            )
             item: dict[str, Any] = {
                 "revised_prompt": body["prompt"] if model == "dall-e-3" else None
             }
@@ -394,10 +419,7 @@ class FakeImagesServer:
         result: dict[str, Any] = {
             "created": 1_700_000_000,
             "data": data,
-            "size": size,
-            "quality": quality,
-            "output_format": fmt,
-            "background": body.get("background", "opaque"),
+            **conform.echoed(body, model, size, quality, fmt),
         }
         if prices.output_rate is not None:
             # below the published list price, as a real bill is
@@ -409,6 +431,7 @@ class FakeImagesServer:
                 "output_tokens": output_tokens,
                 "total_tokens": text_tokens + image_tokens + output_tokens,
                 "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
+                "output_tokens_details": {"image_tokens": output_tokens, "text_tokens": 0},
             }
         return result
 

@@ -70,6 +70,7 @@ class RunContext:
                 redactor=self.redactor,
                 limiter=self.limiter,
                 max_response_mb=s.max_response_mb,
+                providers=s.providers,
             )
             if private:
                 return made
@@ -83,7 +84,11 @@ class RunContext:
         name = key_digest("")
         if name not in self._clients:
             self._clients[name] = ImagesClient(
-                self.settings.base_url, "imagegen-replay", max_retries=0, redactor=self.redactor
+                self.settings.base_url,
+                "imagegen-replay",
+                max_retries=0,
+                redactor=self.redactor,
+                providers=self.settings.providers,
             )
         return self._clients[name]
 

@@ -22,6 +22,9 @@ from ..api.errors import PriceError
 from ..api.shape import AUTO, input_image_tokens, parse_size, patch_image_tokens
 from .usage import UnreadableUsage, UsageCost, usage_tokens
 
+#: image output tokens one partial image of a streamed request is billed
+PARTIAL_IMAGE_TOKENS = 100
+
 
 def format_usd(amount: float) -> str:
     """Money for humans: four decimals, enough for per-image prices."""
@@ -76,6 +79,7 @@ class ModelPrices:
     custom_sizes: CustomSizes | None = None
     tokens: TokenRates | None = None
     source: str = ""
+    provider: str = "openai"  # the request shape that serves it (SPEC §19)
 
     def allowed_sizes(self) -> str:
         listed = ", ".join(self.per_image)
@@ -310,11 +314,41 @@ class PriceTable:
             "priced model under `aliases:` (e.g. `aliases: {my-model: gpt-image-2}`)"
         )
 
+    def provider_of(self, model: str) -> str | None:
+        """The provider a model's price entry names (an alias: its model's); ``None`` when
+        the model is not priced."""
+        found = self.models.get(model) or self.models.get(self.aliases.get(model, ""))
+        return found.provider if found is not None else None
+
+    def add_deployments(self, deployments: Mapping[str, str]) -> None:
+        """Azure deployments (ini ``imagegen_deployments``) priced as the model each maps to."""
+        for name, model in deployments.items():
+            if model not in self.models and model not in self.aliases:
+                close = difflib.get_close_matches(model, [*self.models, *self.aliases], n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise PriceError(
+                    f"ini imagegen_deployments: deployment {name!r} maps to {model!r}{hint}, "
+                    f"which has no price; map it to a priced model: {', '.join(sorted(self.models))}"
+                )
+            self.aliases[name] = self.aliases.get(model, model)
+
     def list_cost(
-        self, model: str, size: str, quality: str | None, n: int, prompt: str
+        self,
+        model: str,
+        size: str,
+        quality: str | None,
+        n: int,
+        prompt: str,
+        *,
+        partial_images: int = 0,
     ) -> CostBreakdown:
+        """``partial_images``: a streamed request's partial images per image, each billed
+        :data:`PARTIAL_IMAGE_TOKENS` image output tokens (OpenAI image generation guide,
+        "Streaming"; checked 2026-11-20)."""
         m = self.model(model)
         images = m.image_price(size, quality) * n
+        if partial_images and m.tokens is not None:
+            images += n * partial_images * PARTIAL_IMAGE_TOKENS * m.tokens.image_output / 1e6
         text = 0.0
         if m.tokens is not None:
             text = estimate_text_tokens(prompt) * m.tokens.text_input / 1e6
@@ -388,6 +422,11 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _model_from_dict(name: str, spec: Mapping[str, Any]) -> ModelPrices:
+    from ..api.providers import PROVIDERS
+
+    provider = str(spec.get("provider") or "openai")
+    if provider not in PROVIDERS:
+        raise ValueError(f"provider {provider!r} is not one of {', '.join(PROVIDERS)}")
     per_image = {
         str(size): {str(q): float(p) for q, p in row.items()}
         for size, row in spec["per_image"].items()
@@ -420,4 +459,5 @@ def _model_from_dict(name: str, spec: Mapping[str, Any]) -> ModelPrices:
         if tokens
         else None,
         source=str(spec.get("source", "")),
+        provider=provider,
     )

@@ -14,10 +14,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from ..api.errors import ImagegenError
 from ..cassettes.paths import sanitize_id
 from ..cassettes.remote import image_store
 from ..money.context import RunContext
 from ..review.results import CaseResult
+from . import kinds
 from .guard import REPLAY_KEY, Guard
 from .marker import test_baseline_path, test_images_dir
 
@@ -107,12 +109,28 @@ class Imagegen:
         size: str = "1024x1024",
         quality: str | None = None,
         n: int = 1,
+        provider: str | None = None,
         **params: Any,
     ) -> ImageResult:
-        """Generate ``n`` images for ``prompt`` (``quality=None`` lets the API choose)."""
-        body = _body(prompt, model, size, quality, n, params)
-        generation, live = self._send("generate", lambda client: client.generate(body))
-        list_cost = self.ctx.prices.list_cost(model, size, quality, n, prompt).total
+        """Generate ``n`` images for ``prompt`` (``quality=None`` lets the API choose).
+
+        ``provider`` (``openai``, ``azure``, ``gemini``) is the model's by default: the one
+        its price entry names, ``azure`` for a deployment of ini ``imagegen_deployments``."""
+        from ..api.providers import get, resolve
+
+        s = self.ctx.settings
+        shape = resolve(model, s.providers, self.ctx.prices.provider_of(model), provider)
+        try:
+            takes_quality = get(shape).takes_quality
+        except ImagegenError as exc:
+            self.fail(f"imagegen.generate: {exc}")
+        body = _body(prompt, model, size, quality if takes_quality else None, n, params)
+        generation, live = self._send(
+            "generate", lambda client: client.generate(body, provider=shape)
+        )
+        list_cost = self.ctx.prices.list_cost(
+            model, size, body.get("quality"), n, prompt, partial_images=kinds.partials(body)
+        ).total
         return self._image_result(body, generation, live, list_cost)
 
     def edit(
@@ -145,8 +163,17 @@ class Imagegen:
         images = image if isinstance(image, list) else [image]
         files = [part(i, f"image-{k}.png") for k, i in enumerate(images)]
         mask_part = part(mask, "mask.png") if mask is not None else None
+        from ..api.providers import get, resolve
+
+        shape = resolve(model, self.ctx.settings.providers, self.ctx.prices.provider_of(model))
+        if not get(shape).takes_edits:
+            self.fail(
+                f"imagegen.edit: provider {shape} ({model}) cannot edit images yet; use a GPT "
+                "image model (provider openai or azure)"
+            )
         generation, live = self._send(
-            "edit", lambda client: client.edit(edits.fields(body), files, mask_part)
+            "edit",
+            lambda client: client.edit(edits.fields(body), files, mask_part, provider=shape),
         )
         sent = [(f[0], f[1]) for f in [*files, *([mask_part] if mask_part else [])]]
         list_cost = round(

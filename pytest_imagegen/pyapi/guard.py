@@ -34,12 +34,12 @@ from ..api.errors import (
     UNKNOWN,
     APIError,
     CassetteError,
-    CostCeilingError,
     ImagegenError,
     MissingAPIKeyError,
     command,
     transport_outcome,
 )
+from ..api.providers import Route, classify
 from ..api.redact import Redactor
 from ..api.shape import request_params
 from ..api.transfer import Deadline, TransferError, cap_bytes
@@ -55,52 +55,11 @@ from ..money.pipeline import (
 )
 from ..money.prices import format_usd
 from ..review.results import CaseResult
-from .transports import FakeRoute, _raise, is_images_request, request_kind
+from . import kinds
+from .transports import FakeRoute, _raise
 
 MARKER_FIX = "  what to do: lower n, size or quality, or raise max_cost in @pytest.mark.imagegen(max_cost=...)"
 REPLAY_KEY = "imagegen-replay"  # the placeholder key of the imagegen fixture's client
-
-
-def chat_summary(
-    body: Mapping[str, Any],
-) -> tuple[str, list[tuple[int | None, int | None, str]], int]:
-    """(the text of a chat request, each image it sends as (width, height, detail) — the
-    size read from a data URL's header, ``None`` when given by URL — its output limit)."""
-    texts, images = [], []
-    for message in body.get("messages") or []:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            texts.append(content)
-        for part in content if isinstance(content, list) else []:
-            if isinstance(part, dict) and part.get("type") in ("text", "input_text"):
-                texts.append(str(part.get("text") or ""))
-            elif isinstance(part, dict) and part.get("type") in ("image_url", "input_image"):
-                ref = part.get("image_url")
-                url = ref.get("url") if isinstance(ref, dict) else ref
-                detail = ref.get("detail") if isinstance(ref, dict) else part.get("detail")
-                images.append((*_data_url_size(url), str(detail or "auto")))
-    limit = body.get("max_tokens") or body.get("max_completion_tokens") or 4096
-    return " ".join(texts), images, int(limit) if isinstance(limit, int) else 4096
-
-
-def _data_url_size(url: Any) -> tuple[int | None, int | None]:
-    """The pixel size of a ``data:image/...;base64,`` URL from its header, if it has one."""
-    import base64
-    import binascii
-    import io
-
-    from PIL import Image
-
-    if not isinstance(url, str) or not url.startswith("data:") or "," not in url:
-        return None, None
-    try:
-        text = url.split(",", 1)[1][:65536]
-        head = base64.b64decode(text[: len(text) - len(text) % 4])
-        with Image.open(io.BytesIO(head)) as image:
-            width, height = image.size
-            return int(width), int(height)
-    except (binascii.Error, ValueError, OSError, Image.DecompressionBombError):
-        return None, None
 
 
 @dataclass
@@ -110,6 +69,8 @@ class Pending:
     live: bool
     call: PaidCall | None = None
     deadline: Deadline | None = None
+    route: Route | None = None
+    priced: kinds.Priced | None = None  # what the request is, as case fields, and its parts
 
 
 @dataclass(repr=False)
@@ -132,6 +93,7 @@ class Guard:
     recorded_meta: dict[str, Any] = field(default_factory=dict)
     last_live: bool | None = None  # whether the last images request went to the network
     _open: dict[str, PaidCall] = field(default_factory=dict)  # calls that may be retried
+    _priced: dict[str, kinds.Priced] = field(default_factory=dict)  # their requests, priced
 
     def __repr__(self) -> str:
         return f"Guard({self.result.nodeid!r}, mode={self.mode!r})"
@@ -149,9 +111,7 @@ class Guard:
         """Called for every request of the test; ``None`` for requests that cost nothing."""
         from vcr.request import Request as VcrRequest
 
-        sent_key = _bearer(request.headers.get("authorization")) or request.headers.get(
-            "api-key", ""
-        )
+        sent_key = _sent_key(request)
         if sent_key and sent_key != REPLAY_KEY:
             self.ctx.redactor.add(sent_key)  # never written, never shown
         if self.route is not None:
@@ -159,8 +119,9 @@ class Guard:
         method, url = str(request.method), str(request.url)
         vcr_request = VcrRequest(method, url, content, dict(request.headers))
         playable = self.cassette.can_play_response_for(vcr_request)
-        kind = request_kind(method, request.url.path)
-        if kind is None:
+        route = classify(method, str(request.url.path))
+        kind = route.kind if route is not None else None
+        if route is None or kind is None:
             if not playable and self.cassette.write_protected:
                 self.abort(
                     CassetteError(
@@ -169,11 +130,18 @@ class Guard:
                     )
                 )
             return None
-        if request.url.path.rstrip("/").endswith("/images/variations"):
+        if route.endpoint == "variations":
             self.abort(
                 CassetteError(
                     f"{url}: image variations (dall-e-2) are not supported by pytest-imagegen; "
                     "use an edit (client.images.edit) with a prompt instead. Nothing was sent."
+                )
+            )
+        if route.endpoint == "streamGenerateContent":
+            self.abort(
+                CassetteError(
+                    f"{url}: Gemini's streamGenerateContent is not supported by pytest-imagegen "
+                    "yet; call generateContent (images come whole anyway). Nothing was sent."
                 )
             )
         from ..api.multipart import image_sizes, parse_multipart
@@ -197,24 +165,33 @@ class Guard:
         if not playable and retry is not None and not retry.in_flight:
             self._begin(retry, retry.attempts + 1)  # the same call again: one list cost
             self.result.attempts += 1
-            return Pending(body, retry.list_cost, True, retry, Deadline(self.ctx.settings.timeout))
-        cost = self._price(body, edit_sizes) if kind == "image" else self._price_chat(body)
+            pending = Pending(
+                body, retry.list_cost, True, retry, Deadline(self.ctx.settings.timeout)
+            )
+            pending.route, pending.priced = route, self._priced.get(digest)
+            return pending
+        try:
+            priced = kinds.price(self.ctx, route, body, edit_sizes)
+        except ImagegenError as exc:
+            self.abort(exc)
+        cost = priced.list_cost
         self.result.list_cost = (self.result.list_cost or 0.0) + cost
-        if kind == "image":
-            self._describe(body)
+        if kind != "judge":
+            self._describe(priced.desc)
         if self.max_cost is not None and cost > self.max_cost:
             self.result.ceiling = "list"
-            self.abort(list_ceiling_error(cost, self.max_cost, _summary(body), MARKER_FIX))
+            self.abort(list_ceiling_error(cost, self.max_cost, priced.summary, MARKER_FIX))
         if playable:
             self._note_replay(body)
-            return Pending(body, cost, live=False)
+            return Pending(body, cost, False, route=route, priced=priced)
         if self.cassette.write_protected:
-            self._refuse(body, cost)
+            self._refuse(body, cost, route)
         if not sent_key or sent_key == REPLAY_KEY:
             self.abort(
                 MissingAPIKeyError(
                     "no API key: this request must be sent live but the client has none "
-                    "(the imagegen fixture reads IMAGEGEN_API_KEY, WISGATE_API_KEY or "
+                    "(looked for Authorization: Bearer, api-key, x-goog-api-key and ?key=; "
+                    "the imagegen fixture reads IMAGEGEN_API_KEY, WISGATE_API_KEY or "
                     "OPENAI_API_KEY); nothing was sent"
                 )
             )
@@ -227,17 +204,20 @@ class Guard:
             nodeid=self.result.nodeid,
             suite=self.result.suite,
             category=self.result.category,
-            ledger_body=body if kind == "image" else _chat_ledger_body(body),
+            ledger_body=priced.ledger_body,
             list_cost=cost,
             ledger_root=self.ledger_root,
-            kind=kind,
-            price_key=_price_key(body) if kind == "image" else None,
+            kind="judge" if kind == "judge" else "image",
+            price_key=priced.price_key,
         )
         self.ctx.track(call)
         self._begin(call, 1)
         self._open[digest] = call
+        self._priced[digest] = priced
         self.result.attempts += 1
-        return Pending(body, cost, True, call, Deadline(self.ctx.settings.timeout))
+        pending = Pending(body, cost, True, call, Deadline(self.ctx.settings.timeout))
+        pending.route, pending.priced = route, priced
+        return pending
 
     def _begin(self, call: PaidCall, attempt: int) -> None:
         try:
@@ -274,19 +254,17 @@ class Guard:
             else:
                 self._close(call, None, f"api error {status}")
             return
-        usage = None
-        with contextlib.suppress(ValueError, AttributeError):
-            usage = json.loads(content).get("usage")
-        model = str(pending.body.get("model") or "")
-        if call.kind == "judge":
-            priced = self.ctx.prices.judge_actual_cost(model, usage, pending.list_cost)
-        else:
-            priced = self.ctx.prices.price_usage(model, usage, pending.list_cost)
-            if priced.problem:
-                self.result.notes.append(
-                    f"{self.result.nodeid}: the response's usage cannot be priced "
-                    f"({priced.problem}); booked at list cost {format_usd(priced.cost)}"
-                )
+        route, described = pending.route, pending.priced
+        if route is None or described is None:  # not a request this guard priced
+            route = classify("POST", "/v1/images/generations")
+            assert route is not None
+            described = kinds.price(self.ctx, route, pending.body, [])
+        priced, usage = kinds.actual(self.ctx, route, described, content)
+        if priced.problem and call.kind != "judge":
+            self.result.notes.append(
+                f"{self.result.nodeid}: the response's usage cannot be priced "
+                f"({priced.problem}); booked at list cost {format_usd(priced.cost)}"
+            )
         booked = self._close(call, priced.cost, "ok", calibrate=priced.basis == "usage")
         self.result.cassette = "recorded"
         self.requests_meta.append(
@@ -298,9 +276,9 @@ class Guard:
             }
         )
         if call.kind != "judge":
-            b = pending.body
+            b = described.desc
             note = overbilled_note(
-                _price_key(b), str(b.get("model")), str(b.get("size") or "auto"),
+                kinds.price_key(b), str(b.get("model")), str(b.get("size") or "auto"),
                 b.get("quality"), int(b.get("n") or 1), pending.list_cost, booked,
             )  # fmt: skip
             if note:
@@ -358,39 +336,6 @@ class Guard:
         return booked
 
     # -- helpers
-    def _price_chat(self, body: Mapping[str, Any]) -> float:
-        model = body.get("model")
-        text, images, limit = chat_summary(body)
-        try:
-            return self.ctx.prices.chat_list_cost(str(model), images, len(text), limit)
-        except ImagegenError as exc:
-            self.abort(exc)
-
-    def _price(
-        self, body: Mapping[str, Any], edit_sizes: list[tuple[int, int]] | None = None
-    ) -> float:
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            self.abort(
-                CostCeilingError(
-                    "images request without a model: pytest-imagegen cannot price it; "
-                    "pass model=... (e.g. gpt-image-2)"
-                )
-            )
-        try:
-            n = int(body.get("n") or 1)
-            images = self.ctx.prices.list_cost(
-                model,
-                str(body.get("size") or "auto"),
-                body.get("quality"),
-                n,
-                str(body.get("prompt") or ""),
-            ).total
-            inputs = self.ctx.prices.input_images_cost(model, edit_sizes or [])
-            return round(images + inputs, 6)
-        except (ImagegenError, ValueError, TypeError) as exc:
-            self.abort(exc if isinstance(exc, ImagegenError) else CostCeilingError(str(exc)))
-
     def _describe(self, body: Mapping[str, Any]) -> None:
         r = self.result
         r.model = str(body.get("model") or r.model)
@@ -421,7 +366,7 @@ class Guard:
             return f"re-record it with {command('--imagegen-record-mode=new_episodes', node)}"
         return f"record it with {command('--imagegen-record-mode=once', node)}"
 
-    def _refuse(self, body: Mapping[str, Any], cost: float) -> NoReturn:
+    def _refuse(self, body: Mapping[str, Any], cost: float, route: Route | None = None) -> NoReturn:
         node = self.result.nodeid
         if not self.existed:
             self.result.cassette = "missing"
@@ -432,7 +377,7 @@ class Guard:
                 )
             )
         self.result.cassette = "stale"
-        changes = _nearest_changes(self.cassette, body)
+        changes = _nearest_changes(self.cassette, body, route)
         lines = "\n".join(f"    {c}" for c in changes)
         self.abort(
             CassetteError(
@@ -445,42 +390,38 @@ class Guard:
         )
 
 
-def _chat_ledger_body(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the ledger keeps of a chat call: the model and its text, not the images."""
-    text, images, _ = chat_summary(body)
-    return {"model": body.get("model"), "prompt": text, "images": len(images)}
-
-
-def _price_key(body: Mapping[str, Any]) -> str:
-    return (
-        f"{body.get('model')} {body.get('size') or 'auto'} quality={body.get('quality') or 'auto'}"
-    )
-
-
 def _bearer(value: str | None) -> str:
     if not value:
         return ""
     return value[7:].strip() if value.lower().startswith("bearer ") else value.strip()
 
 
-def _summary(body: Mapping[str, Any]) -> str:
-    return (
-        f"{body.get('model')} {body.get('size') or 'auto'} "
-        f"quality={body.get('quality') or 'auto'} n={body.get('n') or 1}"
-    )
+def _sent_key(request: Any) -> str:
+    """The key a request carries: ``Authorization: Bearer``, Azure's ``api-key``, Gemini's
+    ``x-goog-api-key`` or its ``?key=`` query parameter."""
+    headers = request.headers
+    found = _bearer(headers.get("authorization")) or headers.get("api-key", "")
+    found = found or headers.get("x-goog-api-key", "")
+    if not found:
+        with contextlib.suppress(AttributeError, TypeError):
+            found = request.url.params.get("key") or ""
+    return str(found).strip()
 
 
-def _nearest_changes(cassette: Any, body: Mapping[str, Any]) -> list[str]:
+def _nearest_changes(cassette: Any, body: Mapping[str, Any], route: Route | None) -> list[str]:
+    """The changed fields against the nearest recorded request (Gemini's as case fields)."""
     best: list[str] | None = None
+    want = kinds.describe(route, body)
     for request in getattr(cassette, "requests", []):
-        if not is_images_request(request.method, request.path):
+        recorded = classify(request.method, request.path)
+        if recorded is None or recorded.kind == "judge":
             continue
         try:
             old = json.loads(canonical_json(request.body))
         except (ValueError, TypeError):
             continue
         if isinstance(old, dict):
-            changes = diff_bodies(old, body)
+            changes = diff_bodies(kinds.describe(recorded, old), want)
             if best is None or len(changes) < len(best):
                 best = changes
     return best or ["the request differs from every recorded one"]

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
 from ..api.errors import CassetteError
+from ..api.providers import classify, origin
 from ..api.redact import Redactor
 from ..api.transfer import (
     DeadlineExceeded,
@@ -25,8 +25,6 @@ from ..api.transfer import (
     read_body,
 )
 
-IMAGES_PATH = re.compile(r"/images/(generations|edits|variations)/?$")
-CHAT_PATH = re.compile(r"/chat/completions/?$")
 LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
 #: (module, class, method, is_async) of the transports to wrap
 TRANSPORTS = (
@@ -38,18 +36,17 @@ TRANSPORTS = (
 
 
 def is_images_request(method: str, path: str) -> bool:
-    return method.upper() == "POST" and bool(IMAGES_PATH.search(path))
-
-
-def is_chat_request(method: str, path: str) -> bool:
-    return method.upper() == "POST" and bool(CHAT_PATH.search(path))
+    """A request that makes images: the Images API (OpenAI, Azure), Gemini's
+    ``generateContent``, or a Responses API call (which may call the image tool)."""
+    route = classify(method, path)
+    return route is not None and route.kind in ("image", "responses")
 
 
 def request_kind(method: str, path: str) -> str | None:
-    """``image`` or ``judge`` (a chat call, e.g. a vision judge) for requests that cost."""
-    if is_images_request(method, path):
-        return "image"
-    return "judge" if is_chat_request(method, path) else None
+    """``image``, ``responses`` or ``judge`` (a chat call) for requests that cost
+    (the provider registry knows the routes: :func:`pytest_imagegen.api.providers.classify`)."""
+    route = classify(method, path)
+    return route.kind if route is not None else None
 
 
 def is_loopback(host: str) -> bool:
@@ -65,7 +62,8 @@ CREDENTIAL_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key",
 
 @dataclass(frozen=True)
 class FakeRoute:
-    """``--imagegen-fake-server``: every images and chat request goes to the fake server.
+    """``--imagegen-fake-server``: every request that may cost (images on any provider route,
+    Responses, chat) goes to the fake server, on the same route.
 
     ``strict`` (tests marked ``imagegen``) also refuses, unsent, any other request
     to a host that is not on this machine.
@@ -77,11 +75,12 @@ class FakeRoute:
     def apply(self, request: Any, abort: Callable[[BaseException], NoReturn], strict: bool) -> None:
         url = request.url
         path = str(url.path)
-        m = IMAGES_PATH.search(path) or CHAT_PATH.search(path)
-        if m is not None:
-            target = type(url)(self.base_url.rstrip("/") + m.group(0))
-            if url.query:
-                target = target.copy_with(query=url.query)
+        route = classify(str(request.method), path)
+        if route is not None:
+            target = type(url)(origin(self.base_url) + route.fake_path)
+            params = [(k, v) for k, v in url.params.multi_items() if k.lower() != "key"]
+            if params:  # api-version stays; a Gemini ?key= never leaves the process
+                target = target.copy_with(params=params)
             request.url = target
             request.headers["Host"] = target.netloc.decode("ascii")
             for name in CREDENTIAL_HEADERS:  # the test's real key never leaves the process
@@ -93,8 +92,8 @@ class FakeRoute:
             abort(
                 CassetteError(
                     f"{request.method} {url.scheme}://{url.host}{path} was not sent: with "
-                    "--imagegen-fake-server nothing may leave this machine (images and chat "
-                    "requests go to the fake server; this is neither)"
+                    "--imagegen-fake-server nothing may leave this machine (images, Responses "
+                    "and chat requests go to the fake server; this is none of them)"
                 )
             )
 

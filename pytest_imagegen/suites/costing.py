@@ -15,11 +15,22 @@ def ceiling(ctx: RunContext, spec: CaseSpec) -> float | None:
 def image_list_cost(ctx: RunContext, spec: CaseSpec) -> float:
     """The images request: generated images and prompt, and an edit's input images."""
     prices = ctx.prices
-    cost = prices.list_cost(spec.model, spec.size, spec.quality, spec.n, spec.prompt).total
+    cost = prices.list_cost(
+        spec.model, spec.size, spec.quality, spec.n, spec.prompt, partial_images=partials(spec)
+    ).total
     if spec.is_edit:
         files = [*spec.inputs, *([spec.mask] if spec.mask else [])]
         cost += prices.input_images_cost(spec.model, [(f.width, f.height) for f in files])
     return round(cost, 6)
+
+
+def partials(spec: CaseSpec) -> int:
+    """Partial images a streamed case asks for per image (each is billed, SPEC §19)."""
+    params = {**spec.params, **spec.extra_params}
+    count = params.get("partial_images")
+    if params.get("stream") is not True or isinstance(count, bool) or not isinstance(count, int):
+        return 0
+    return max(0, count)
 
 
 def judge_list_cost(ctx: RunContext, spec: CaseSpec) -> float:

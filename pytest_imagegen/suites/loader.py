@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..api.errors import PriceError, SuiteError
+from ..api.providers import ProviderSettings
 from ..api.shape import AUTO, parse_size
 from ..money.prices import PriceTable
 from .expectations import build_expect
@@ -54,11 +55,13 @@ def load_suite(
     display: str | None = None,
     data: bytes | None = None,
     check_case: Callable[[CaseSpec], str | None] | None = None,
+    providers: ProviderSettings | None = None,
 ) -> Suite:
     """Parse and validate one suite file; raise :class:`SuiteError` listing every problem.
 
     ``check_case`` may veto a fully built case (used for use-case profiles);
-    it returns a problem message or ``None``.
+    it returns a problem message or ``None``. ``providers``: the ini's provider settings
+    (the default provider, Azure deployments).
     """
     display = display or str(path)
     problems = Problems(display)
@@ -111,6 +114,8 @@ def load_suite(
 
     cases = raw["cases"]
     suite = Suite(name=name, path=path, category=category, use_case=use_case)
+    suite.providers = providers or ProviderSettings()
+    suite.provider = _provider_field(problems, raw, None)
     if not isinstance(cases, list) or not cases:
         problems.add(line_of(raw, "cases"), None, "cases", "must be a non-empty list of cases")
         raise SuiteError(problems.items)
@@ -177,6 +182,30 @@ def _opt_str(problems: Problems, mapping: LineDict, key: str, case: str | None) 
         problems.add(line_of(mapping, key), case, key, "must be a non-empty string")
         return None
     return value
+
+
+def _provider_field(problems: Problems, mapping: LineDict, case: str | None) -> str | None:
+    from ..api.providers import PROVIDERS
+
+    value = _opt_str(problems, mapping, "provider", case)
+    if value is not None and value not in PROVIDERS:
+        problems.add(line_of(mapping, "provider"), case, "provider",
+                     f"{value!r} is not a provider{did_you_mean(value, PROVIDERS)}; allowed: "
+                     f"{', '.join(PROVIDERS)}")  # fmt: skip
+        return None
+    return value
+
+
+def _provider(suite: Suite, v: Mapping[str, Any], model: Any, prices: PriceTable) -> str:
+    """The case's provider: its own or its suite's ``provider:``, else as the model says
+    (:func:`pytest_imagegen.api.providers.resolve`)."""
+    from ..api.providers import resolve
+
+    explicit = v.get("provider")
+    named = explicit if isinstance(explicit, str) else suite.provider
+    if not isinstance(model, str):
+        return named or suite.providers.default
+    return resolve(model, suite.providers, prices.provider_of(model), named)
 
 
 def _merged(defaults: Mapping[str, Any], case: Mapping[str, Any]) -> dict[str, Any]:
@@ -286,6 +315,15 @@ def _build_spec(
         bad("prompt", "must be a non-empty string")
 
     model = v.get("model", DEFAULT_MODEL)
+    from ..api.providers import PROVIDERS
+    from ..api.providers import get as provider_shape
+
+    if "provider" in v and (not isinstance(v["provider"], str) or v["provider"] not in PROVIDERS):
+        given = v["provider"]
+        bad("provider", f"{given!r} is not a provider"
+            f"{did_you_mean(str(given), PROVIDERS)}; allowed: {', '.join(PROVIDERS)}")  # fmt: skip
+    provider = _provider(suite, v, model, prices)
+    shape = provider_shape(provider if provider in PROVIDERS else "openai")
     model_prices = None
     if not isinstance(model, str):
         bad("model", "must be a model name string, e.g. gpt-image-2")
@@ -293,7 +331,13 @@ def _build_spec(
         try:
             model_prices = prices.model(model)
         except PriceError as exc:
-            bad("model", str(exc))
+            hint = (
+                f"; an Azure deployment is priced as the model it serves: map it with ini "
+                f"`imagegen_deployments = {model}=gpt-image-2`"
+                if provider == "azure"
+                else ""
+            )
+            bad("model", f"{exc}{hint}")
 
     size = v.get("size", DEFAULT_SIZE)
     if isinstance(size, (int, float)) and not isinstance(size, bool):
@@ -308,6 +352,8 @@ def _build_spec(
                 f"{model_prices.allowed_sizes()}")  # fmt: skip
 
     quality = v.get("quality")
+    if not shape.takes_quality:
+        quality = None  # e.g. Gemini: no quality setting (a cross-provider matrix keeps one)
     if quality is not None:
         if not isinstance(quality, str):
             bad("quality", "must be a string")
@@ -343,9 +389,12 @@ def _build_spec(
         bad("max_cost", f"must be a finite number of USD greater than 0, got {max_cost!r}")
 
     edit = v.get("image") is not None or v.get("images") is not None
+    if edit and not shape.takes_edits:
+        bad("image", f"provider {provider} cannot edit images yet; use a GPT image model "
+            "(provider openai or azure) for cases with `image:`")  # fmt: skip
     priced_as = model_prices.name if model_prices else model if isinstance(model, str) else None
     params, extra_params = check_params(
-        problems, case, cid, v, priced_as, "edits" if edit else "generations"
+        problems, case, cid, v, priced_as, "edits" if edit else "generations", provider
     )
 
     tags = v.get("tags") or []
@@ -391,6 +440,7 @@ def _build_spec(
         matrix=combo,
         inputs=inputs,
         mask=mask,
+        provider=provider,
     )
 
 

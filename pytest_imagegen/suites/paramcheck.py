@@ -10,7 +10,7 @@ from ..api import params as api_params
 from .spec import RESERVED_PARAMS
 from .yamlfile import LineDict, Problems, line_of
 
-#: the provider whose rules apply (suites name a provider per SPEC §19 once they can)
+#: the provider whose rules apply when the caller names none
 PROVIDER = "openai"
 
 
@@ -21,6 +21,7 @@ def check_params(
     v: Mapping[str, Any],
     model: str | None,
     endpoint: api_params.Endpoint,
+    provider: str = PROVIDER,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(params, extra_params)`` of a case; every problem is added to ``problems``."""
 
@@ -41,7 +42,8 @@ def check_params(
             add(extra, "extra_params", key, f"{key!r} is in both params and extra_params; "
                 "keep one (params, defaults' included, are checked; extra_params are sent as "
                 "written)")  # fmt: skip
-    for key, message in api_params.problems(PROVIDER, endpoint, checked, model=model):
+    size = v.get("size") if isinstance(v.get("size"), str) else None
+    for key, message in api_params.problems(provider, endpoint, checked, model=model, size=size):
         add(checked, "params", key, message)
     return dict(checked), dict(extra)
 

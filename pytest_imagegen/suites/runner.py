@@ -320,7 +320,7 @@ def send(
 ) -> Generation:
     """The case's request: a generation, or an edit of its input images (multipart)."""
     if not spec.is_edit:
-        return client.generate(body, hooks=hooks)
+        return client.generate(body, hooks=hooks, provider=spec.provider)
     from ..api.multipart import fields
     from .inputs import InputFile
 
@@ -335,6 +335,7 @@ def send(
         part(spec.mask) if spec.mask else None,
         hooks=hooks,
         record_body=canonical_json(body),
+        provider=spec.provider,
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api import multipart
+from ..api.providers import ProviderSettings
 from ..checks.expect import Expect
 from .inputs import InputFile
 
@@ -16,10 +17,11 @@ SUITE_MARKER = re.compile(rb"^cases\s*:", re.MULTILINE)
 ID_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
-TOP_KEYS = ("suite", "description", "category", "use_case", "defaults", "cases")
+TOP_KEYS = ("suite", "description", "category", "use_case", "provider", "defaults", "cases")
 CASE_KEYS = (
     "id", "description", "prompt", "model", "size", "quality", "n", "max_cost",
     "params", "extra_params", "tags", "expect", "matrix", "use_case", "image", "images", "mask",
+    "provider",
 )  # fmt: skip
 DEFAULT_KEYS = tuple(k for k in CASE_KEYS if k not in ("id", "matrix", "prompt", "description"))
 EXPECT_KEYS = (
@@ -65,6 +67,9 @@ class CaseSpec:
     mask: InputFile | None = None
     #: gateway-specific request fields, sent unchecked (``extra_params:``)
     extra_params: Mapping[str, Any] = field(default_factory=dict)
+    #: the request shape (SPEC §19): openai | azure | gemini; not part of the request body,
+    #: so the cassette of the same fields stays valid across providers of one model
+    provider: str = "openai"
 
     @property
     def is_edit(self) -> bool:
@@ -102,6 +107,8 @@ class Suite:
     category: str | None
     use_case: str | None
     cases: list[CaseSpec] = field(default_factory=list)
+    provider: str | None = None  # the suite's `provider:`
+    providers: ProviderSettings = field(default_factory=ProviderSettings)
 
 
 def looks_like_suite(data: bytes) -> bool:
