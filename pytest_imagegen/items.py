@@ -12,7 +12,7 @@ from .api.errors import ImagegenError, SuiteError
 from .checks.perceptual import baseline_path
 from .review.junit import emit_warning, junit_properties
 from .review.results import CaseResult
-from .session import display_path, get_state
+from .session import display_path, get_state, project_root
 from .suites.loader import load_suite
 from .suites.runner import new_result, run_case
 from .suites.spec import CaseSpec
@@ -31,6 +31,7 @@ class SuiteFile(pytest.File):
             state.ctx.prices,
             display=display_path(self.config, self.path),
             check_case=state.profile_check(self.path),
+            project_root=project_root(self.config),
         )
 
         baseline = str(baseline_path(self.path))

@@ -97,6 +97,8 @@ class Suite:
     category: str | None
     use_case: str | None
     cases: list[CaseSpec] = field(default_factory=list)
+    #: input images must lie inside it (``None``: inside the suite file's folder)
+    project_root: Path | None = None
 
 
 def looks_like_suite(data: bytes) -> bool:

@@ -1,0 +1,284 @@
+"""Issue 20 (reproductions 13, 14, 17, 19, 23, 24): limits on what a suite, an input file,
+a key, a ledger line and the test suite itself may do to a run."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from .conftest import write_suite
+
+ROOT = Path(__file__).parent.parent
+ONCE = "--imagegen-record-mode=once"
+#: address space of a child pytest in the memory tests: a normal collection needs ~200 MB;
+#: the old loader building 10**8 cases fails with MemoryError within seconds instead of
+#: taking the whole machine
+CHILD_MEMORY = 1 << 30
+
+
+def run_capped(pytester: pytest.Pytester, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest in a child process whose memory is capped at :data:`CHILD_MEMORY`."""
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY, CHILD_MEMORY))
+
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", *args],
+        cwd=pytester.path,
+        preexec_fn=cap,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+# ------------------------------------------- 13. cases per suite file, linear checks
+
+
+def _eight_by_ten() -> str:
+    axes = "\n".join(f"      params.p{i}: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]" for i in range(8))
+    return f'cases:\n  - id: x\n    prompt: "A kite"\n    matrix:\n{axes}\n'
+
+
+@pytest.mark.parametrize("mode", ["--collect-only", "--imagegen-estimate"])
+def test_a_matrix_of_a_hundred_million_cases_is_a_collection_error(
+    pytester: pytest.Pytester, mode: str
+) -> None:
+    path = write_suite(pytester, "big", _eight_by_ten())
+    assert path.stat().st_size < 450  # a short file asking for 10**8 cases
+    proc = run_capped(pytester, mode, "-q")
+    out = proc.stdout + proc.stderr
+    assert "MemoryError" not in out and "Traceback" not in out, out[-3000:]
+    assert (
+        "prompt_suites/big.yaml:4: case 'x': field 'matrix': expands to 100,000,000 cases "
+        "(10 x 10 x 10 x 10 x 10 x 10 x 10 x 10: one per combination of params.p0, "
+    ) in out, out[-3000:]
+    assert (
+        "at most 10,000 cases per suite file: split the case or the file, or vary fewer fields"
+    ) in out
+    assert proc.returncode != 0 and "1 error" in out
+
+
+def test_cases_of_a_file_add_up_to_the_limit(pytester: pytest.Pytester) -> None:
+    values = "[" + ", ".join(f"v{i}" for i in range(100)) + "]"
+    twenty = "[" + ", ".join(f"v{i}" for i in range(20)) + "]"
+    write_suite(
+        pytester,
+        "s",
+        f"""
+        cases:
+          - id: a
+            prompt: "A kite"
+            matrix: {{params.x: {values}, params.y: {twenty}}}
+          - id: b
+            prompt: "A boat"
+            matrix: {{params.x: {values}, params.y: {values}}}
+        """,
+    )
+    result = pytester.runpytest("--collect-only", "-q")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*s.yaml:1: field 'cases': the file expands to 12,000 cases (the largest: 'b' 10,000, "
+            "'a' 2,000); at most 10,000 cases per suite file: split the file, or vary fewer fields"
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_matrix_that_repeats_a_value_names_the_id_once(pytester: pytest.Pytester) -> None:
+    write_suite(
+        pytester,
+        "s",
+        """
+        cases:
+          - id: kite
+            prompt: "A kite"
+            size: 256x256
+            matrix: {quality: [low, medium, low, low]}
+        """,
+    )
+    result = pytester.runpytest("--collect-only", "-q")
+    result.assert_outcomes(errors=1)
+    out = result.stdout.str()
+    assert out.count("'kite[quality=low]': field 'matrix': matrix expands to the same id") == 1
+
+
+def test_a_file_of_ten_thousand_cases_is_accepted() -> None:
+    from pytest_imagegen.money.prices import PriceTable
+    from pytest_imagegen.suites.loader import load_suite
+
+    values = "[" + ", ".join(f"v{i}" for i in range(100)) + "]"
+    text = textwrap.dedent(
+        f"""
+        cases:
+          - id: x
+            prompt: p
+            size: 256x256
+            quality: low
+            matrix: {{params.a: {values}, params.b: {values}}}
+        """
+    )
+    suite = load_suite(ROOT / "s.yaml", PriceTable.load(None, 1.0), data=text.encode())
+    assert len(suite.cases) == 10_000
+    assert len({c.id for c in suite.cases}) == 10_000
+
+
+# ------------------------------------- 14. edit inputs: regular files in the project
+
+
+def _bomb_png(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims ``width`` x ``height`` with almost no data behind it:
+    Pillow refuses it from the header (a decompression bomb), before decoding a pixel."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png + chunk(b"IEND", b""))
+    return path
+
+
+def _small_png(path: Path) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(path)
+    return path
+
+
+def _edit_suite(pytester: pytest.Pytester, image: str, field: str = "image") -> None:
+    write_suite(
+        pytester,
+        "s",
+        f"""
+        cases:
+          - id: shoe
+            prompt: "The same red shoe on a beach"
+            {field}: {image}
+            size: 256x256
+            quality: low
+        """,
+    )
+
+
+def test_dev_zero_as_an_input_is_refused_without_reading_it(pytester: pytest.Pytester) -> None:
+    _edit_suite(pytester, "/dev/zero")
+    proc = run_capped(pytester, "--collect-only", "-q")  # the old loader read it until it died
+    out = proc.stdout + proc.stderr
+    assert "s.yaml:4: case 'shoe': field 'image': '/dev/zero' is outside the project" in out, out[
+        -3000:
+    ]
+    assert "MemoryError" not in out and "Traceback" not in out
+
+
+def test_a_fifo_as_an_input_is_refused_without_waiting_on_it(pytester: pytest.Pytester) -> None:
+    (pytester.path / "prompt_suites").mkdir()
+    os.mkfifo(pytester.path / "prompt_suites" / "pipe.png")
+    _edit_suite(pytester, "pipe.png")
+    try:  # the old loader opened it and waited for a writer for ever
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:randomly", "--collect-only", "-q"],
+            cwd=pytester.path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("collection hung reading a FIFO")
+    assert (
+        "s.yaml:4: case 'shoe': field 'image': 'pipe.png' is not a regular file (a device, "
+        "FIFO or socket would be read without end); give the path of an image file"
+    ) in proc.stdout, proc.stdout[-3000:]
+
+
+@pytest.mark.parametrize("where", ["absolute", "relative"])
+def test_an_input_outside_the_project_is_refused(pytester: pytest.Pytester, where: str) -> None:
+    outside = _small_png(pytester.path.parent / f"outside-{pytester.path.name}.png")
+    try:
+        shown = str(outside) if where == "absolute" else f"../../{outside.name}"
+        _edit_suite(pytester, shown)
+        result = pytester.runpytest("--collect-only", "-q")
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(
+            [
+                f"*s.yaml:4: case 'shoe': field 'image': '{shown}' is outside the project "
+                f"({pytester.path.resolve()}): an input image is uploaded with the request, so "
+                "it must be a file inside the project; copy it into the project*"
+            ]
+        )
+    finally:
+        outside.unlink()
+
+
+def test_a_symlink_out_of_the_project_and_a_mask_outside_are_refused(
+    pytester: pytest.Pytester,
+) -> None:
+    outside = _small_png(pytester.path.parent / f"outside-{pytester.path.name}.png")
+    try:
+        _small_png(pytester.path / "prompt_suites/shoe.png")
+        (pytester.path / "prompt_suites/link.png").symlink_to(outside)
+        case = 'cases:\n  - id: shoe\n    prompt: "A shoe"\n    size: 256x256\n    image: '
+        write_suite(pytester, "s", f"{case}shoe.png\n    mask: {outside}\n")
+        write_suite(pytester, "t", f"{case}link.png\n")
+        result = pytester.runpytest("--collect-only", "-q")
+        result.assert_outcomes(errors=2)
+        result.stdout.fnmatch_lines_random(
+            [
+                f"*s.yaml:6: case 'shoe': field 'mask': '{outside}' is outside the project*",
+                "*t.yaml:5: case 'shoe': field 'image': 'link.png' is outside the project*",
+            ]
+        )
+    finally:
+        outside.unlink()
+
+
+def test_an_input_over_50_mb_is_refused_before_it_is_read(pytester: pytest.Pytester) -> None:
+    big = pytester.path / "prompt_suites/huge.png"
+    big.parent.mkdir(parents=True)
+    with big.open("wb") as handle:  # sparse: no disk space, no time
+        handle.truncate(50 * 1024 * 1024 + 1)
+    _edit_suite(pytester, "huge.png")
+    result = pytester.runpytest("--collect-only", "-q")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*s.yaml:4: case 'shoe': field 'image': 'huge.png' is 50.0 MB; an input image may be "
+            "at most 50 MB: save it smaller*"
+        ]
+    )
+
+
+@pytest.mark.parametrize("side", [30000, 10000])  # past twice Pillow's limit; past the limit
+def test_a_decompression_bomb_input_is_one_error_line(pytester: pytest.Pytester, side: int) -> None:
+    bomb = _bomb_png(pytester.path / "prompt_suites/bomb.png", side, side)
+    assert bomb.stat().st_size < 200
+    _edit_suite(pytester, "bomb.png")
+    result = pytester.runpytest("--collect-only", "-q", "-W", "error::UserWarning")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*s.yaml:4: case 'shoe': field 'image': 'bomb.png': image too large: {side}x{side} "
+            "pixels is more than Pillow's limit of 89,478,485 pixels (PIL.Image.MAX_IMAGE_PIXELS)"
+            "; use a smaller image"
+        ]
+    )
+    out = result.stdout.str()
+    assert "Traceback" not in out and "DecompressionBomb" not in out
+
+
+def test_inputs_inside_the_project_still_load(pytester: pytest.Pytester) -> None:
+    _small_png(pytester.path / "assets/shoe.png")
+    _edit_suite(pytester, "../assets/shoe.png")
+    result = pytester.runpytest("--collect-only", "-q")
+    result.assert_outcomes()
+    result.stdout.fnmatch_lines(["prompt_suites/s.yaml::shoe"])
