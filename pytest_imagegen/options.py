@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from .api.errors import ImagegenError
-from .api.settings import DRIFT_MODES, RECORD_MODES, Settings, parse_number, resolve_base_url
+from .api.settings import (
+    DRIFT_MODES,
+    RECORD_MODES,
+    Settings,
+    check_key_lengths,
+    parse_number,
+    resolve_base_url,
+)
 from .money.prices import PriceTable
 
 if TYPE_CHECKING:
@@ -239,6 +246,9 @@ def ini_dir(config: pytest.Config) -> Path:
 
 def read_settings(config: pytest.Config) -> tuple[Settings, PriceTable]:
     """Settings and prices from options, environment and ini (``ImagegenError`` if invalid)."""
+    # -- issue 20 (17): a key too short to be masked is a usage error
+    check_key_lengths(os.environ)
+    # -- end issue 20 (17)
     base_url, source = resolve_base_url(
         config.getoption("imagegen_base_url"),
         os.environ,

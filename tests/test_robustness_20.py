@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_imagegen.fakeserver import FakeImagesServer
+
 from .conftest import write_suite
 
 ROOT = Path(__file__).parent.parent
@@ -282,3 +284,61 @@ def test_inputs_inside_the_project_still_load(pytester: pytest.Pytester) -> None
     result = pytester.runpytest("--collect-only", "-q")
     result.assert_outcomes()
     result.stdout.fnmatch_lines(["prompt_suites/s.yaml::shoe"])
+
+
+# ------------------------------------------------ 17. short keys: masked or refused
+
+SHORT_KEY = "k9Q/z7"  # six characters, one that URL-encodes
+
+
+def test_a_six_character_key_echoed_by_a_401_reaches_neither_terminal_nor_junit(
+    project: pytest.Pytester, live_env: FakeImagesServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMAGEGEN_API_KEY", SHORT_KEY)
+    write_suite(project, "s", 'cases:\n  - {id: kite, prompt: "A kite", size: 256x256}\n')
+    live_env.inject({"status": 401, "message": f"Incorrect API key provided: {SHORT_KEY}"})
+    result = project.runpytest(
+        "--imagegen-record-mode=all", "--junitxml=junit.xml", "--imagegen-report=r.json", "-vvv"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*HTTP 401*Incorrect API key provided: [*][*][*]"])
+    assert live_env.log[0]["api_key"] == SHORT_KEY  # it was the key sent
+    out = result.stdout.str() + result.stderr.str()
+    for form in (SHORT_KEY, "k9Q%2Fz7", "k9Q%2fz7"):
+        assert form not in out
+        assert form not in (project.path / "junit.xml").read_text()
+        assert not [p for p in project.path.rglob("*") if p.is_file() and form in p.read_text()]
+
+
+def test_a_six_character_key_is_masked_url_encoded_too() -> None:
+    from pytest_imagegen.api.redact import Redactor
+
+    redactor = Redactor([SHORT_KEY])
+    text = f"a={SHORT_KEY} b=k9Q%2Fz7 c=k9Q%2fz7"
+    assert redactor.find(text) == "the API key"
+    assert SHORT_KEY not in redactor.mask(text) and "z7" not in redactor.mask(text)
+    assert redactor.find("image data " * 100) is None
+
+
+@pytest.mark.parametrize("name", ["IMAGEGEN_API_KEY", "WISGATE_API_KEY", "OPENAI_API_KEY"])
+def test_a_key_under_four_characters_is_a_usage_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv(name, " Zq7 ")
+    result = pytester.runpytest("--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"*pytest-imagegen: ${name} is set to 3 characters, too short for an API key (at "
+            "least 4; such a key could not be masked in the output): set it to the real key, "
+            "or unset it to replay from cassettes*"
+        ]
+    )
+    assert "Zq7" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_blank_key_variable_counts_as_unset(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMAGEGEN_API_KEY", "  ")  # e.g. a CI secret that forks do not get
+    assert pytester.runpytest("--collect-only").ret == pytest.ExitCode.NO_TESTS_COLLECTED
