@@ -507,5 +507,5 @@ def show_ledger(config: pytest.Config, session: pytest.Session) -> int:
         for line in ledger.render(entries):
             tr.write_line(line)
         if bad:
-            tr.write_line(f"skipped unreadable lines: {', '.join(map(str, bad[:10]))}", yellow=True)
+            tr.write_line(ledger.skipped(bad), yellow=True)  # issue 20 (19)
     return 0

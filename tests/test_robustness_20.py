@@ -342,3 +342,70 @@ def test_a_blank_key_variable_counts_as_unset(
 ) -> None:
     monkeypatch.setenv("IMAGEGEN_API_KEY", "  ")  # e.g. a CI secret that forks do not get
     assert pytester.runpytest("--collect-only").ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+# ---------------------------------------- 19. the ledger: forged lines, control codes
+
+OSC_LINK = "\x1b]8;;http://evil.example\x07click\x1b]8;;\x07"
+
+
+def test_forged_ledger_lines_are_skipped_and_control_codes_never_printed(
+    pytester: pytest.Pytester,
+) -> None:
+    import json
+
+    def line(**fields: object) -> str:
+        base: dict[str, object] = {
+            "nodeid": "prompt_suites/s.yaml::kite", "category": "kites", "prompt_sha256": "a",
+            "list_cost": 0.25, "actual_cost": 0.25, "outcome": "ok", "server": "live",
+        }  # fmt: skip
+        return json.dumps({**base, **fields})
+
+    lines = [
+        line(),  # 1: counted
+        line(actual_cost=-999),  # 2: a forged refund
+        line(actual_cost=float("nan")),  # 3: NaN (json writes it, json reads it)
+        line(actual_cost="0.5"),  # 4
+        line(nodeid=42),  # 5
+        "{not json",  # 6
+        "[1, 2]",  # 7
+        # 8: counted, printed as plain text
+        line(
+            nodeid=OSC_LINK, category="\x1b[31mred\x1b[0m\x9b2J", prompt_sha256="b", actual_cost=1
+        ),
+        line(list_cost=float("inf")),  # 9
+        line(actual_cost=True),  # 10
+        line(params="model=x"),  # 11
+    ]
+    ledger = pytester.path / "prompt_suites/.imagegen/ledger.jsonl"
+    ledger.parent.mkdir(parents=True)
+    ledger.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = pytester.runpytest("--imagegen-ledger")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            "kites * 1 * 1 * $0.2500",
+            "  prompt_suites/s.yaml::kite * 1 * 1 * $0.2500",
+            "red * 1 * 1 * $1.0000",
+            "  click * 1 * 1 * $1.0000",
+            "total * 2 * 2 * $1.2500",
+            "skipped 9 malformed lines: 2, 3, 4, 5, 6, 7, 9, 10, 11 (not JSON, a field of the "
+            "wrong type, or a cost that is negative or not a number); they are not counted",
+        ]
+    )
+    out = result.stdout.str()
+    assert "999" not in out and "evil" not in out
+    assert not [c for c in out if (ord(c) < 32 and c != "\n") or 0x7F <= ord(c) <= 0x9F]
+
+
+def test_plain_removes_every_kind_of_control_sequence() -> None:
+    from pytest_imagegen.money.ledger import plain
+
+    assert plain(OSC_LINK) == "click"
+    assert (
+        plain("\x1b]0;title\x1b\\a\x1b[2J\x1b[?25lb\x9b31mc\x9d8;;x\x9cd\x1bPq#\x1b\\e") == "abcde"
+    )
+    assert plain("tab\there\nnext\x00\x7f\u202eevil") == "tab here nextevil"
+    assert plain("sk-…5d60 prompt_suites/s.yaml::kite[quality=low]") == (
+        "sk-…5d60 prompt_suites/s.yaml::kite[quality=low]"
+    )
