@@ -409,3 +409,22 @@ def test_plain_removes_every_kind_of_control_sequence() -> None:
     assert plain("sk-…5d60 prompt_suites/s.yaml::kite[quality=low]") == (
         "sk-…5d60 prompt_suites/s.yaml::kite[quality=low]"
     )
+
+
+# ------------------------------------------------------------- 24. the pluggy floor
+
+
+def test_pluggy_floor_has_the_wrappers_the_plugin_uses() -> None:
+    """pytest 7.4 allows pluggy 1.0, whose hookimpl has no ``wrapper=``: importing the plugin
+    failed there. The floor is declared and the oldest session installs exactly it."""
+    import re
+
+    text = (ROOT / "pyproject.toml").read_text()
+    deps = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M)
+    assert deps is not None
+    assert re.search(r'^\s*"pluggy>=1\.2"', deps.group(1), re.M), "pluggy>=1.2 not declared"
+    pins = (ROOT / "constraints/oldest.txt").read_text().splitlines()
+    assert "pluggy==1.2.0" in pins and "pytest==7.4.0" in pins
+    assert "hookimpl(wrapper=True)" in (ROOT / "pytest_imagegen/plugin.py").read_text()
+    test_extra = re.search(r"^test = \[(.*?)^\]", text, re.S | re.M)
+    assert test_extra is not None and '"pytest-randomly>=' in test_extra.group(1)
