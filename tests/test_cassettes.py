@@ -472,6 +472,9 @@ def test_interrupted_recording_leaves_only_complete_files(
         not (cassettes.exists() and any(cassettes.glob("*.yaml"))) and time.monotonic() < deadline
     ):
         time.sleep(0.02)
+    # later requests take long, so the signal lands while one is in flight even when this
+    # process is scheduled late (on a busy machine all four once finished before it)
+    live_env.latency = 5
     time.sleep(0.3)  # the next request is in flight now
     proc.send_signal(sig)
     proc.wait(timeout=30)
