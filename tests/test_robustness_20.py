@@ -14,7 +14,7 @@ import pytest
 
 from pytest_imagegen.fakeserver import FakeImagesServer
 
-from .conftest import write_suite
+from .conftest import CANARY_KEY, write_suite
 
 ROOT = Path(__file__).parent.parent
 ONCE = "--imagegen-record-mode=once"
@@ -428,3 +428,139 @@ def test_pluggy_floor_has_the_wrappers_the_plugin_uses() -> None:
     assert "hookimpl(wrapper=True)" in (ROOT / "pytest_imagegen/plugin.py").read_text()
     test_extra = re.search(r"^test = \[(.*?)^\]", text, re.S | re.M)
     assert test_extra is not None and '"pytest-randomly>=' in test_extra.group(1)
+
+
+# ------------------------------- 23. nothing of one session's secrecy outlives it
+
+TRANSPORTS = [
+    ("httpx", "HTTPTransport", "handle_request"),
+    ("httpx", "AsyncHTTPTransport", "handle_async_request"),
+]
+
+
+def _transports() -> list[object]:
+    import httpx
+
+    return [getattr(httpx, cls).__dict__.get(method) for _, cls, method in TRANSPORTS]
+
+
+def test_a_refused_cassette_leaves_no_http_patch_behind(
+    tmp_path: Path, fake_server: FakeImagesServer
+) -> None:
+    """vcrpy saves before it unpatches: a save that raises (a refused secret) used to leave
+    its patches on httpx until the garbage collector closed them, at any later moment,
+    putting back what was there when they were made (another session's hooks)."""
+    import httpx
+
+    from pytest_imagegen.api.errors import CassetteError
+    from pytest_imagegen.cassettes.persister import Persister, open_cassette
+    from pytest_imagegen.cassettes.store import ImageStore
+
+    key = "sk-the-canary-key-1234"
+    before = _transports()
+    persister = Persister(ImageStore(tmp_path / "images"), [key], fix="x", fresh=True)
+    with (
+        pytest.raises(CassetteError, match="refused to write cassette"),
+        open_cassette(tmp_path / "c.yaml", persister, record=True),
+        httpx.Client() as client,
+    ):
+        client.post(
+            fake_server.url + "/images/generations",
+            json={"model": "gpt-image-2", "prompt": f"A {key}", "size": "256x256"},
+            headers={"Authorization": "Bearer k"},
+        )
+    assert _transports() == before  # no gc.collect() needed
+    assert not (tmp_path / "c.yaml").exists()
+
+
+TWO_SESSIONS = """
+import pytest
+
+args = ["-p", "no:cacheprovider", "-p", "no:randomly", "--imagegen-record-mode=once", "-q"]
+first = pytest.main([*args, "test_first.py"])
+later = pytest.main([*args, "test_later.py"])
+print("exit codes:", int(first), int(later))
+"""
+
+
+def test_a_refused_write_does_not_unguard_a_later_session(
+    project: pytest.Pytester, live_env: FakeImagesServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order dependence of test_proxy_authorization_is_scrubbed_and_encoded_keys_refused,
+    made deterministic: two sessions in one process (as pytester runs them). A refused
+    write left vcrpy's patches on httpx, alive as long as the failure's traceback
+    (``sys.last_traceback``, reference cycles); collected in a later session, they put back
+    the transports of before, taking the running test's cassette and guard with them: its
+    request went out unrecorded and unguarded, and the URL-encoded key was never looked
+    for (the test passed, a cassette that should have been refused was not)."""
+    monkeypatch.setenv("WISGATE_API_KEY", "sk-special/key+with=chars&more")
+    post = """
+        import gc, os, types, urllib.parse
+        import httpx, pytest
+
+        def post(prompt):
+            return httpx.post(os.environ["IMAGEGEN_BASE_URL"] + "/images/generations",
+                json={"model": "gpt-image-2", "prompt": prompt, "size": "256x256",
+                      "quality": "low"},
+                headers={"Authorization": "Bearer " + os.environ["IMAGEGEN_API_KEY"]})
+    """
+    project.makepyfile(
+        test_first=textwrap.dedent(post)
+        + textwrap.dedent(
+            """
+            @pytest.mark.imagegen
+            def test_a_plain_key():
+                post("A kite " + os.environ["IMAGEGEN_API_KEY"])
+            """
+        ),
+        test_later=textwrap.dedent(post)
+        + textwrap.dedent(
+            """
+            def collect_what_earlier_sessions_left():
+                # what the garbage collector does to vcrpy's open patchers once the last
+                # reference to them goes (when is up to it): close them
+                for gen in gc.get_objects():
+                    if not isinstance(gen, types.GeneratorType) or gen.gi_frame is None:
+                        continue
+                    frame = gen.gi_frame
+                    if gen.gi_code.co_name != "_patch_generator":
+                        continue
+                    if "test_b_encoded_key" not in str(frame.f_locals["cassette"]._path):
+                        gen.close()
+
+            @pytest.mark.imagegen
+            def test_b_encoded_key():
+                collect_what_earlier_sessions_left()
+                post("A kite " + urllib.parse.quote(os.environ["WISGATE_API_KEY"], safe=""))
+            """
+        ),
+        two_sessions=TWO_SESSIONS,
+    )
+    proc = subprocess.run(
+        [sys.executable, "two_sessions.py"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = proc.stdout + proc.stderr
+    assert "exit codes: 1 1" in out, out[-3000:]  # each session: its one test refused
+    assert (
+        "refused to write cassette cassettes/test_later/test_b_encoded_key.imagegen.yaml: it "
+        "would contain the API key (URL-encoded)"
+    ) in out
+    assert live_env.requests == 2
+    assert not list(project.path.glob("cassettes/*/*.yaml"))
+
+
+def test_a_refused_write_leaves_nothing_on_httpx_for_the_next_session(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
+    before = _transports()
+    write_suite(
+        project,
+        "s",
+        f'cases:\n  - {{id: kite, prompt: "A kite {CANARY_KEY}", size: 256x256, quality: low}}\n',
+    )
+    project.runpytest(ONCE).assert_outcomes(failed=1)  # a suite case: refused, too
+    assert _transports() == before
