@@ -10,9 +10,10 @@ import pytest
 
 from .api.errors import ImagegenError, SuiteError
 from .checks.perceptual import baseline_path
+from .options import project_root
 from .review.junit import emit_warning, junit_properties
 from .review.results import CaseResult
-from .session import display_path, get_state, project_root
+from .session import display_path, get_state
 from .suites.loader import load_suite
 from .suites.runner import new_result, run_case
 from .suites.spec import CaseSpec

@@ -244,6 +244,16 @@ def ini_dir(config: pytest.Config) -> Path:
     return config.inipath.parent if config.inipath else config.rootpath
 
 
+# -- issue 20 (14): edit inputs must lie inside the project
+def project_root(config: pytest.Config) -> Path:
+    """The project's folder: the rootdir, or the ini file's folder where that is above it
+    (input images of edit cases must lie inside it)."""
+    return Path(os.path.commonpath([config.rootpath, ini_dir(config)])).resolve()
+
+
+# -- end issue 20 (14)
+
+
 def read_settings(config: pytest.Config) -> tuple[Settings, PriceTable]:
     """Settings and prices from options, environment and ini (``ImagegenError`` if invalid)."""
     # -- issue 20 (17): a key too short to be masked is a usage error

@@ -48,12 +48,6 @@ def relative(config: pytest.Config, path: Path) -> str:
     return relative_to(config.invocation_params.dir, path)
 
 
-def project_root(config: pytest.Config) -> Path:
-    """The project's folder: the rootdir, or the ini file's folder where that is above it
-    (input images of edit cases must lie inside it)."""
-    return Path(os.path.commonpath([config.rootpath, ini_dir(config)])).resolve()
-
-
 class ImagegenState:
     """Per-session state (in ``config.stash``), also registered as a plugin for reporting."""
 
