@@ -10,6 +10,7 @@ import pytest
 
 from .api.errors import ImagegenError, SuiteError
 from .checks.perceptual import baseline_path
+from .options import project_root
 from .review.junit import emit_warning, junit_properties
 from .review.results import CaseResult
 from .session import display_path, get_state
@@ -32,6 +33,7 @@ class SuiteFile(pytest.File):
             display=display_path(self.config, self.path),
             check_case=state.profile_check(self.path),
             providers=state.settings.providers,
+            project_root=project_root(self.config),
         )
 
         baseline = str(baseline_path(self.path))

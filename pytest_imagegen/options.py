@@ -12,7 +12,14 @@ import pytest
 
 from .api.errors import ImagegenError
 from .api.providers import provider_settings
-from .api.settings import DRIFT_MODES, RECORD_MODES, Settings, parse_number, resolve_base_url
+from .api.settings import (
+    DRIFT_MODES,
+    RECORD_MODES,
+    Settings,
+    check_key_lengths,
+    parse_number,
+    resolve_base_url,
+)
 from .money.prices import PriceTable
 
 if TYPE_CHECKING:
@@ -352,8 +359,21 @@ def ini_dir(config: pytest.Config) -> Path:
     return config.inipath.parent if config.inipath else config.rootpath
 
 
+# -- issue 20 (14): edit inputs must lie inside the project
+def project_root(config: pytest.Config) -> Path:
+    """The project's folder: the rootdir, or the ini file's folder where that is above it
+    (input images of edit cases must lie inside it)."""
+    return Path(os.path.commonpath([config.rootpath, ini_dir(config)])).resolve()
+
+
+# -- end issue 20 (14)
+
+
 def read_settings(config: pytest.Config) -> tuple[Settings, PriceTable]:
     """Settings and prices from options, environment and ini (``ImagegenError`` if invalid)."""
+    # -- issue 20 (17): a key too short to be masked is a usage error
+    check_key_lengths(os.environ)
+    # -- end issue 20 (17)
     base_url, source = resolve_base_url(
         config.getoption("imagegen_base_url"),
         os.environ,

@@ -111,6 +111,16 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester whose runs keep their tests in file order: pytest-randomly shuffles this suite
+    (CI runs it so, to find order dependences), not the little sessions a test runs, whose
+    output the test reads in order. (pytester clears PYTEST_ADDOPTS first; in-process and
+    subprocess runs both read it.)"""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
+    return pytester
+
+
+@pytest.fixture
 def fake_server() -> Iterator[FakeImagesServer]:
     with FakeImagesServer() as server:
         yield server

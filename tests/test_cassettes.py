@@ -458,8 +458,14 @@ def test_interrupted_recording_leaves_only_complete_files(
         """,
     )
     live_env.latency = 0.6
+    # the child handles Ctrl-C itself even if it inherits SIGINT ignored: seen when this test
+    # ran late in a full run (the parent had SIGINT and SIGQUIT ignored for a moment)
+    start = (
+        "import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        f"sys.exit(pytest.main(['-p', 'no:cacheprovider', {record_mode('once')!r}]))"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", record_mode("once")],
+        [sys.executable, "-c", start],
         cwd=project.path,
         env=os.environ.copy(),
         stdout=subprocess.DEVNULL,
@@ -471,6 +477,9 @@ def test_interrupted_recording_leaves_only_complete_files(
         not (cassettes.exists() and any(cassettes.glob("*.yaml"))) and time.monotonic() < deadline
     ):
         time.sleep(0.02)
+    # later requests take long, so the signal lands while one is in flight even when this
+    # process is scheduled late (on a busy machine all four once finished before it)
+    live_env.latency = 5
     time.sleep(0.3)  # the next request is in flight now
     proc.send_signal(sig)
     proc.wait(timeout=30)

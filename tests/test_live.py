@@ -69,9 +69,12 @@ def test_none_mode_sends_nothing_and_says_how_to_record(
 @pytest.mark.parametrize(
     "env, used",
     [
-        ({"IMAGEGEN_API_KEY": "k1", "WISGATE_API_KEY": "k2", "OPENAI_API_KEY": "k3"}, "k1"),
-        ({"WISGATE_API_KEY": "k2", "OPENAI_API_KEY": "k3"}, "k2"),
-        ({"OPENAI_API_KEY": "k3"}, "k3"),
+        (
+            {"IMAGEGEN_API_KEY": "key-1", "WISGATE_API_KEY": "key-2", "OPENAI_API_KEY": "key-3"},
+            "key-1",
+        ),
+        ({"WISGATE_API_KEY": "key-2", "OPENAI_API_KEY": "key-3"}, "key-2"),
+        ({"OPENAI_API_KEY": "key-3"}, "key-3"),
     ],
 )
 def test_key_lookup_order(

@@ -25,8 +25,13 @@ NO_ENGINE = """
 import sys
 import pytest_imagegen.checks.ocr as ocr
 
+_loaded = ocr._engine
 sys.modules["rapidocr"] = None  # as if the [ocr] extra were not installed
 ocr._engine = None
+
+
+def pytest_unconfigure():
+    ocr._engine = _loaded  # the module outlives this run: leave it as the next test expects
 """
 
 

@@ -65,14 +65,14 @@ def write_test(pytester: pytest.Pytester, source: str, name: str = "test_images"
 def test_redactor_finds_every_form_and_masks_it() -> None:
     from pytest_imagegen.api.redact import APIKey, Redactor
 
-    redactor = Redactor([CANARY_KEY, "short"])
+    redactor = Redactor([CANARY_KEY, "abc"])
     for prefix in ("", "u:", "us:", "user:"):
         basic = base64.b64encode(f"{prefix}{CANARY_KEY}".encode()).decode()
         assert redactor.find(f"Proxy-Authorization: Basic {basic}") is not None, prefix
         assert redactor.find(redactor.mask(basic)) is None
     assert redactor.find(f"?key={quote(CANARY_KEY)}") is not None
     assert redactor.mask(f"Bearer {CANARY_KEY}") == "Bearer sk-…5d60"
-    assert redactor.find("a short prompt") is None  # too short to be searched for
+    assert redactor.find("abc prompt") is None  # under 4 characters: refused at configure
     assert (
         repr(APIKey(CANARY_KEY)) == "APIKey('sk-…5d60')" and str(APIKey(CANARY_KEY)) != CANARY_KEY
     )

@@ -20,8 +20,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-#: shorter values cannot be searched for reliably (they occur by chance)
-MIN_SECRET_LENGTH = 8
+#: every configured key of at least this length is masked, in plain and URL-encoded form
+#: (shorter keys are refused at configure time: :func:`.settings.check_key_lengths`)
+MIN_SECRET_LENGTH = 4
+#: base64 "cores" shorter than this are not searched for. A core is made of base64
+#: characters only, and what we search holds base64 of image bytes: a k-character core
+#: occurs by chance about once per 64**k positions, so at 8 characters (2**48) never in
+#: practice, at 5 characters once per ~1 GB and at 4 once per ~16 MB, where it would refuse
+#: good cassettes and mask pieces of image data. So the base64 form of a key is searched at
+#: the alignments that leave 8 or more key-only characters (every alignment from 7 key
+#: bytes on, the aligned one from 6); its plain and URL-encoded forms always are (a short
+#: key found by chance costs a refused cassette or a masked word, never a leak).
+MIN_BASE64_CORE = 8
 HIDDEN = "***"
 
 
@@ -80,7 +90,7 @@ def _base64_cores(raw: bytes) -> set[str]:
         start = -(-8 * offset // 6)  # first character made of key bits only
         end = (8 * (offset + len(raw))) // 6  # one past the last such character
         core = encoded[start:end]
-        if len(core) >= MIN_SECRET_LENGTH:
+        if len(core) >= MIN_BASE64_CORE:
             out.add(core)
             out.add(core.replace("+", "-").replace("/", "_"))  # URL-safe alphabet
     return out
@@ -115,7 +125,8 @@ class Redactor:
         return bool(self._values)
 
     def add(self, *secrets: str | APIKey | None) -> None:
-        """Learn more key values (too short to search for reliably: ignored)."""
+        """Learn more key values (under :data:`MIN_SECRET_LENGTH`: ignored, such a key is
+        refused at configure time)."""
         for secret in secrets:
             value = secret.reveal() if isinstance(secret, APIKey) else (secret or "")
             value = value.strip()

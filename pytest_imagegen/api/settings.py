@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .errors import ConfigError, MissingAPIKeyError
 from .providers import ProviderSettings
+from .redact import MIN_SECRET_LENGTH
 
 DEFAULT_BASE_URL = "https://api.wisgate.ai/v1"
 BASE_URL_ENV = "IMAGEGEN_BASE_URL"
@@ -83,6 +84,22 @@ def find_api_key(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
         f"{', '.join(KEY_ENV_VARS)} is set (looked at in that order); nothing was sent. "
         "Export one of them, or replay from cassettes with --imagegen-record-mode=none."
     )
+
+
+def check_key_lengths(environ: Mapping[str, str]) -> None:
+    """A ``ConfigError`` when a key variable holds fewer than :data:`MIN_SECRET_LENGTH`
+    characters (blank counts as unset): so short a value could not be told from ordinary
+    text, so it could not be kept out of the output. Names the variable and the length,
+    never the value."""
+    for name in KEY_ENV_VARS:
+        value = environ.get(name, "").strip()
+        if value and len(value) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"${name} is set to {len(value)} character{'s' if len(value) > 1 else ''}, "
+                f"too short for an API key (at least {MIN_SECRET_LENGTH}; such a key could "
+                "not be masked in the output): set it to the real key, or unset it to "
+                "replay from cassettes"
+            )
 
 
 def parse_number(

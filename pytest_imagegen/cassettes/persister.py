@@ -284,6 +284,36 @@ def _scrub_response(response: dict[str, Any]) -> dict[str, Any] | None:
     return response
 
 
+class _SavedAfterUnpatching:
+    """What vcrpy is given as its persister: a save that fails is kept, not raised.
+
+    vcrpy's ``Cassette.__exit__`` saves *before* it undoes its patches of httpx, httpx2 and
+    http.client; a save that raised there (a refused secret, a full disk, Ctrl-C) left them
+    in place, holding that session's cassette and persister, until the garbage collector
+    closed them, at any later moment, in whatever session ran then, putting back the
+    transports of before and with them removing that session's cassette and guard.
+    :func:`open_cassette` raises the kept error once vcrpy has unpatched.
+    """
+
+    def __init__(self, persister: Persister) -> None:
+        self.persister = persister
+        self.error: BaseException | None = None
+
+    def load_cassette(
+        self, cassette_path: str | Path, serializer: Any
+    ) -> tuple[list[Any], list[Any]]:
+        return self.persister.load_cassette(cassette_path, serializer)
+
+    def save_cassette(
+        self, cassette_path: str | Path, cassette_dict: Mapping[str, Any], serializer: Any
+    ) -> None:
+        try:
+            self.persister.save_cassette(cassette_path, cassette_dict, serializer)
+        except BaseException as exc:  # raised by open_cassette, after vcrpy has unpatched
+            self.error = exc
+
+
+@contextlib.contextmanager
 def open_cassette(
     path: Path,
     persister: Persister,
@@ -291,10 +321,15 @@ def open_cassette(
     record: bool = False,
     mode: str | None = None,
     record_on_exception: bool = False,
-) -> Any:
-    """A vcrpy cassette context: replay only (no network), record afresh, or ``mode``."""
+) -> Iterator[Any]:
+    """A vcrpy cassette context: replay only (no network), record afresh, or ``mode``.
+
+    On leaving it, vcrpy's patches are always undone first; an error saving the cassette
+    is raised after that (see :class:`_SavedAfterUnpatching`).
+    """
     import vcr
 
+    saver = _SavedAfterUnpatching(persister)
     recorder = vcr.VCR(
         serializer="yaml",
         match_on=["method", "imagegen_route", "imagegen_body"],
@@ -306,15 +341,21 @@ def open_cassette(
     recorder.register_matcher("imagegen_body", body_matcher)
     recorder.register_matcher("imagegen_route", route_matcher)
     # register_persister: honoured by every vcrpy (use_cassette(persister=) only from 9.1)
-    recorder.register_persister(persister)
-    return recorder.use_cassette(
-        str(path),
-        record_mode=mode or ("all" if record else "none"),
-        allow_playback_repeats=False,
-        # suites: a failed call leaves no (partial) cassette; tests' own code: what was
-        # recorded before the test failed is kept (it was paid for)
-        record_on_exception=record_on_exception,
-    )
+    recorder.register_persister(saver)
+    try:
+        with recorder.use_cassette(
+            str(path),
+            record_mode=mode or ("all" if record else "none"),
+            allow_playback_repeats=False,
+            # suites: a failed call leaves no (partial) cassette; tests' own code: what was
+            # recorded before the test failed is kept (it was paid for)
+            record_on_exception=record_on_exception,
+        ) as cassette:
+            yield cassette
+    finally:
+        error, saver.error = saver.error, None
+        if error is not None:
+            raise error
 
 
 def save_exchanges(path: Path, persister: Persister, exchanges: list[Exchange]) -> None:

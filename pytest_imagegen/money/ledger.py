@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -81,12 +82,31 @@ def append(path: Path, line: Mapping[str, Any], redactor: Redactor | None = None
         handle.write(text + "\n")
 
 
+#: what a field of a ledger line may hold (a missing field is fine unless ``required``);
+#: the ledger is a file anyone can edit, so a line that breaks this is skipped, not summed
+FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "nodeid": ((str,), True),
+    "actual_cost": ((int, float), True),
+    "list_cost": ((int, float, type(None)), False),
+    "time": ((str,), False),
+    "suite": ((str, type(None)), False),
+    "category": ((str, type(None)), False),
+    "prompt_sha256": ((str,), False),
+    "params": ((dict,), False),
+    "outcome": ((str,), False),
+    "attempts": ((int,), False),
+    "server": ((str,), False),
+    "kind": ((str,), False),
+}
+
+
 def read(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
-    """The ledger's entries and the numbers of lines that could not be read."""
+    """The ledger's entries and the numbers of the lines skipped: not JSON, not an object,
+    a field of the wrong type, or a cost that is negative, not finite or not a number."""
     entries: list[dict[str, Any]] = []
     bad: list[int] = []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return entries, bad
     for number, raw in enumerate(text.splitlines(), 1):
@@ -94,14 +114,72 @@ def read(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
             continue
         try:
             value = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             bad.append(number)
             continue
-        if isinstance(value, dict):
+        if well_formed(value):
             entries.append(value)
         else:
             bad.append(number)
     return entries, bad
+
+
+def well_formed(value: Any) -> bool:
+    """Whether a parsed ledger line has the fields :data:`FIELDS` allows, costs included."""
+    if not isinstance(value, dict):
+        return False
+    for name, (types, required) in FIELDS.items():
+        if name not in value:
+            if required:
+                return False
+            continue
+        field_value = value[name]
+        if isinstance(field_value, bool) or not isinstance(field_value, types):
+            return False
+    return all(
+        _is_cost(value.get(name))
+        for name in ("list_cost", "actual_cost")
+        if value.get(name) is not None
+    )
+
+
+def _is_cost(value: Any) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def skipped(bad: list[int], shown: int = 10) -> str:
+    """``skipped 3 malformed lines: 3, 7, 9`` (the first ``shown`` line numbers)."""
+    numbers = ", ".join(map(str, bad[:shown])) + (", …" if len(bad) > shown else "")
+    noun = "line" if len(bad) == 1 else "lines"
+    return (
+        f"skipped {len(bad)} malformed {noun}: {numbers} (not JSON, a field of the wrong type, "
+        "or a cost that is negative or not a number); they are not counted"
+    )
+
+
+#: what a terminal would act on instead of showing: ESC sequences (CSI, OSC such as
+#: hyperlinks and window titles, DCS/SOS/PM/APC strings, two-character ones) and their C1
+#: forms; of the control characters left afterwards, line breaks and tabs become spaces and
+#: the rest (C0, DEL, C1, and the bidirectional overrides that reorder what is shown) go
+_ESCAPES = re.compile(
+    r"(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|(?:\x1b[PX^_]|[\x90\x98\x9e\x9f])[^\x1b\x9c]*(?:\x1b\\|\x9c)?"
+    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+_SPACES = re.compile(r"[\t\n\v\f\r]")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(text: str) -> str:
+    """``text`` with every terminal control sequence and control character removed (the
+    ledger is untrusted: a nodeid must not set a hyperlink, a title or a colour)."""
+    return _CONTROLS.sub("", _SPACES.sub(" ", _ESCAPES.sub("", text)))
 
 
 @dataclass
@@ -122,10 +200,9 @@ class Tally:
 
 
 def money(value: Any) -> float:
-    """A USD amount read from the ledger (an untrusted file): bad values count as 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0.0
-    return float(value) if math.isfinite(value) else 0.0
+    """A USD amount read from the ledger (an untrusted file): bad or negative values
+    count as 0."""
+    return float(value) if _is_cost(value) else 0.0
 
 
 def is_fake(e: Mapping[str, Any]) -> bool:
@@ -146,6 +223,7 @@ def rollup(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Tally]]:
 def render(entries: list[dict[str, Any]]) -> list[str]:
     """The ``--imagegen-ledger`` table: per category, then per case; fake-server traffic
     (``--imagegen-fake-server``) is listed apart and never added to spend."""
+    entries = [_printable(e) for e in entries if well_formed(e)]
     live = [e for e in entries if not is_fake(e)]
     fake = [e for e in entries if is_fake(e)]
     lines = _table(live) if live else ["no live requests recorded in the ledger yet"]
@@ -157,6 +235,11 @@ def render(entries: list[dict[str, Any]]) -> list[str]:
             f"list-price equivalent {format_usd(priced)}"
         )
     return lines
+
+
+def _printable(e: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry whose strings are safe to print (see :func:`plain`)."""
+    return {k: plain(v) if isinstance(v, str) else v for k, v in e.items()}
 
 
 def _table(entries: list[dict[str, Any]]) -> list[str]:

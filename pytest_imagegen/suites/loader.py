@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,10 @@ from .yamlfile import (
     parse_yaml,
 )
 
+#: cases one suite file may hold once its matrices are expanded: each is a pytest item held
+#: in memory from collection on (8 axes of 10 values, a 409-byte file, would be 10**8 of them)
+MAX_CASES = 10_000
+
 
 def load_suite(
     path: Path,
@@ -56,12 +61,14 @@ def load_suite(
     data: bytes | None = None,
     check_case: Callable[[CaseSpec], str | None] | None = None,
     providers: ProviderSettings | None = None,
+    project_root: Path | None = None,
 ) -> Suite:
     """Parse and validate one suite file; raise :class:`SuiteError` listing every problem.
 
     ``check_case`` may veto a fully built case (used for use-case profiles);
     it returns a problem message or ``None``. ``providers``: the ini's provider settings
-    (the default provider, Azure deployments).
+    (the default provider, Azure deployments). Input images of edit cases must be files
+    inside ``project_root`` (default: the suite file's folder).
     """
     display = display or str(path)
     problems = Problems(display)
@@ -113,13 +120,16 @@ def load_suite(
         check_keys(problems, defaults, DEFAULT_KEYS, None, "defaults")
 
     cases = raw["cases"]
-    suite = Suite(name=name, path=path, category=category, use_case=use_case)
+    suite = Suite(
+        name=name, path=path, category=category, use_case=use_case, project_root=project_root
+    )
     suite.providers = providers or ProviderSettings()
     suite.provider = _provider_field(problems, raw, None)
     if not isinstance(cases, list) or not cases:
         problems.add(line_of(raw, "cases"), None, "cases", "must be a non-empty list of cases")
         raise SuiteError(problems.items)
 
+    _refuse_too_many(problems, raw, cases)
     seen_ids: dict[str, int] = {}
     for index, case in enumerate(cases):
         fallback_line = line_of(raw, "cases")
@@ -154,7 +164,7 @@ def load_suite(
                 suite.cases.append(spec)
 
     ids = [c.id for c in suite.cases]
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+    for dup in sorted(i for i, count in Counter(ids).items() if count > 1):
         problems.add(
             1, dup, "matrix", "matrix expands to the same id twice; remove repeated values"
         )
@@ -172,6 +182,49 @@ def load_suite(
     if problems.items:
         raise SuiteError(problems.items)
     return suite
+
+
+def _matrix_axes(case: Any) -> list[tuple[str, int]]:
+    """(field, number of values) of each axis of a case's matrix, as written (unchecked)."""
+    matrix = case.get("matrix") if isinstance(case, LineDict) else None
+    if not isinstance(matrix, LineDict):
+        return []
+    return [(str(k), len(v)) for k, v in matrix.items() if isinstance(v, list) and v]
+
+
+def _refuse_too_many(problems: Problems, raw: LineDict, cases: list[Any]) -> None:
+    """Count the cases the file expands to before expanding any (multiplying the axes'
+    lengths), and refuse a file beyond :data:`MAX_CASES`: a short file could otherwise
+    ask for millions of pytest items and exhaust the memory at collection."""
+    counts: list[tuple[int, str]] = []
+    over = False
+    for index, case in enumerate(cases):
+        axes = _matrix_axes(case)
+        count = math.prod(n for _, n in axes)
+        cid = case.get("id") if isinstance(case, LineDict) else None
+        cid = cid if isinstance(cid, str) else f"#{index + 1}"
+        counts.append((count, cid))
+        if count > MAX_CASES:
+            over = True
+            sizes = " x ".join(str(n) for _, n in axes)
+            problems.add(
+                line_of(case, "matrix"), cid, "matrix",
+                f"expands to {count:,} cases ({sizes}: one per combination of "
+                f"{', '.join(k for k, _ in axes)}); at most {MAX_CASES:,} cases per suite "
+                "file: split the case or the file, or vary fewer fields",
+            )  # fmt: skip
+    if over:
+        raise SuiteError(problems.items)
+    total = sum(count for count, _ in counts)
+    if total > MAX_CASES:
+        largest = sorted(counts, key=lambda c: -c[0])[:3]
+        shown = ", ".join(f"{cid!r} {count:,}" for count, cid in largest)
+        problems.add(
+            line_of(raw, "cases"), None, "cases",
+            f"the file expands to {total:,} cases (the largest: {shown}); at most "
+            f"{MAX_CASES:,} cases per suite file: split the file, or vary fewer fields",
+        )  # fmt: skip
+        raise SuiteError(problems.items)
 
 
 def _opt_str(problems: Problems, mapping: LineDict, key: str, case: str | None) -> str | None:
@@ -415,7 +468,7 @@ def _build_spec(
             bad("expect", f"judge: {exc}{did_you_mean(expect.judge.model, prices.chat)}")
             expect = None
 
-    inputs, mask = _inputs(bad, suite.path.parent, v)
+    inputs, mask = _inputs(bad, suite, v)
 
     if len(problems) > before or expect is None:
         return None
@@ -445,9 +498,11 @@ def _build_spec(
 
 
 def _inputs(
-    bad: Callable[..., None], base: Path, v: Mapping[str, Any]
+    bad: Callable[..., None], suite: Suite, v: Mapping[str, Any]
 ) -> tuple[tuple[InputFile, ...], InputFile | None]:
-    """``image``/``images`` and ``mask`` of an edit case, read and checked."""
+    """``image``/``images`` and ``mask`` of an edit case, read and checked (files inside the
+    project only)."""
+    base, root = suite.path.parent, suite.project_root
     one, many, mask_value = v.get("image"), v.get("images"), v.get("mask")
     if one is not None and many is not None:
         bad("images", "give `image: path` or `images: [paths]`, not both")
@@ -458,7 +513,7 @@ def _inputs(
     values = [one] if one is not None else list(many or [])
     found = []
     for value in values:
-        loaded, why = load_input(base, value)
+        loaded, why = load_input(base, value, root)
         if why:
             bad("image" if one is not None else "images", why)
         elif loaded is not None:
@@ -468,7 +523,7 @@ def _inputs(
     if not values:
         bad("mask", "a mask needs an input image: add `image: path`")
         return tuple(found), None
-    mask, why = load_input(base, mask_value)
+    mask, why = load_input(base, mask_value, root)
     if why or mask is None:
         bad("mask", why or "cannot be read")
         return tuple(found), None

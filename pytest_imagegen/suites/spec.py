@@ -109,6 +109,8 @@ class Suite:
     cases: list[CaseSpec] = field(default_factory=list)
     provider: str | None = None  # the suite's `provider:`
     providers: ProviderSettings = field(default_factory=ProviderSettings)
+    #: input images must lie inside it (``None``: inside the suite file's folder)
+    project_root: Path | None = None
 
 
 def looks_like_suite(data: bytes) -> bool:
