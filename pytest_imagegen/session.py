@@ -143,7 +143,7 @@ class ImagegenState:
             self.ctx.limiter.remove()
         if not self.is_worker and self.ctx.session_dir is not None:
             remove_session_dir(self.ctx.session_dir)
-        remove_locks()
+        remove_locks(folders=not self.is_worker)
         if self.fake_server is not None:
             self.fake_server.stop()
 

@@ -124,7 +124,7 @@ def test_a_file_of_ten_thousand_cases_is_accepted() -> None:
             prompt: p
             size: 256x256
             quality: low
-            matrix: {{params.a: {values}, params.b: {values}}}
+            matrix: {{extra_params.a: {values}, extra_params.b: {values}}}
         """
     )
     suite = load_suite(ROOT / "s.yaml", PriceTable.load(None, 1.0), data=text.encode())
@@ -302,7 +302,9 @@ def test_a_six_character_key_echoed_by_a_401_reaches_neither_terminal_nor_junit(
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*HTTP 401*Incorrect API key provided: [*][*][*]"])
-    assert live_env.log[0]["api_key"] == SHORT_KEY  # it was the key sent
+    from pytest_imagegen.api.redact import key_digest
+
+    assert live_env.log[0]["key_sha256"] == key_digest(SHORT_KEY)  # it was the key sent
     out = result.stdout.str() + result.stderr.str()
     for form in (SHORT_KEY, "k9Q%2Fz7", "k9Q%2fz7"):
         assert form not in out
@@ -545,11 +547,9 @@ def test_a_refused_write_does_not_unguard_a_later_session(
     )
     out = proc.stdout + proc.stderr
     assert "exit codes: 1 1" in out, out[-3000:]  # each session: its one test refused
-    assert (
-        "refused to write cassette cassettes/test_later/test_b_encoded_key.imagegen.yaml: it "
-        "would contain the API key (URL-encoded)"
-    ) in out
-    assert live_env.requests == 2
+    # the later session's guard is still in place: its request is refused, not sent
+    assert "request was not sent: its body contains the API key (URL-encoded)" in out
+    assert live_env.requests == 0
     assert not list(project.path.glob("cassettes/*/*.yaml"))
 
 

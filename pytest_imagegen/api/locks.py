@@ -57,8 +57,9 @@ def file_lock(path: Path, root: Path, timeout: float = LOCK_TIMEOUT) -> BaseFile
     return FileLock(str(lock), timeout=timeout, mode=0o600)
 
 
-def remove_locks() -> None:
-    """At session end: remove the lock files this process made that nobody holds."""
+def remove_locks(folders: bool = True) -> None:
+    """At session end: remove the lock files this process made that nobody holds, and with
+    ``folders`` (the xdist controller, which ends last) the empty ``locks`` folders."""
     from filelock import FileLock, Timeout
 
     with _made_lock:
@@ -69,8 +70,9 @@ def remove_locks() -> None:
             lock = FileLock(str(path), timeout=0, mode=0o600)
             with contextlib.suppress(Timeout, OSError), lock:
                 path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            (root / "locks").rmdir()  # only when empty
+        if folders:
+            with contextlib.suppress(OSError):
+                (root / "locks").rmdir()  # only when empty
 
 
 def create_private(path: Path, text: str) -> None:

@@ -277,6 +277,4 @@ def show(paths: list[Path], out: Any, shown: Callable[[Path], str]) -> None:
         for line in render(entries):
             out.write_line(line)
         if bad:
-            out.write_line(
-                f"skipped unreadable lines: {', '.join(map(str, bad[:10]))}", yellow=True
-            )
+            out.write_line(skipped(bad), yellow=True)
