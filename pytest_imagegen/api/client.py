@@ -61,6 +61,12 @@ class AttemptHooks(Protocol):
     def begin(self, attempt: int) -> None:
         """Before attempt ``attempt`` is sent (a budget reservation; may refuse it)."""
 
+    def sending(self) -> None:
+        """The attempt leaves now (it has its limiter slot); may stop it (Ctrl-C)."""
+
+    def stopped(self) -> bool:
+        """Waiting for a slot should end (Ctrl-C)."""
+
     def unknown(self, why: str) -> None:
         """The attempt was sent and may have been billed, but gave no answer."""
 
@@ -300,8 +306,14 @@ class ImagesClient:
             attempt += 1
             if hooks is not None:
                 hooks.begin(attempt)
-            slot = self.limiter.acquire(images) if self.limiter is not None else None
+            slot = (
+                self.limiter.acquire(images, hooks.stopped if hooks is not None else None)
+                if self.limiter is not None
+                else None
+            )
             try:
+                if hooks is not None:
+                    hooks.sending()
                 response, content, exchange = self._exchange(
                     method, url, what, record_body, auth, **kwargs
                 )

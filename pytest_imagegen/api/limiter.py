@@ -123,9 +123,12 @@ class SharedLimiter:
                         break
         return wait
 
-    def acquire(self, images: int = 1) -> Slot:
-        """Wait until a request of ``images`` images may be sent; hold its slot."""
+    def acquire(self, images: int = 1, cancelled: Callable[[], bool] | None = None) -> Slot:
+        """Wait until a request of ``images`` images may be sent; hold its slot. Waiting
+        ends with ``KeyboardInterrupt`` once ``cancelled()`` (Ctrl-C)."""
         while True:
+            if cancelled is not None and cancelled():
+                raise KeyboardInterrupt
             with self._locked():
                 data = self._read()
                 now = self._clock()

@@ -14,7 +14,7 @@ from typing import Any
 from ..api.errors import CassetteError
 from ..api.redact import Redactor
 from ..api.responses import Exchange
-from .files import atomic_write, shown
+from .files import UnsafePath, atomic_write, check_inside, shown
 from .format import (
     CASSETTE_FORMAT,
     DAMAGE,
@@ -31,6 +31,7 @@ from .format import (
     route_matcher,
     why,
 )
+from .paths import owning_root
 from .pending import keep_pending
 from .store import ImageStore, image_extension
 
@@ -143,6 +144,20 @@ class Persister:
                 {},
             )
         header = f"# pytest-imagegen cassette; request sha256={fingerprint(body)}\n"
+        plain = [
+            {
+                "request": self._plain_request(i["request"]),
+                "response": self._plain_answer(i["response"]),
+            }
+            for i in plain
+        ]
+        try:
+            check_inside(path.parent, owning_root(path))  # a symlinked folder out: refused
+        except UnsafePath as exc:
+            raise CassetteError(
+                f"cassette {shown(path)} was not written: {exc}; nothing is written outside "
+                "the suite's folder (replace the symlink by a real folder)"
+            ) from None
         try:
             interactions: list[dict[str, Any]] = []
             image_refs: list[str] = []
@@ -184,6 +199,40 @@ class Persister:
         self.saved = True
 
     # helpers
+    def _plain_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """A recorded request keeps no header but its content type: matching never looks
+        at headers, and a gateway's own credential header (Helicone-Auth, X-Gateway-Key, …)
+        must not reach the repository."""
+        out = dict(request)
+        headers = out.get("headers") or {}
+        out["headers"] = (
+            {k: v for k, v in headers.items() if str(k).lower() == "content-type"}
+            if isinstance(headers, Mapping)
+            else {}
+        )
+        return out
+
+    def _plain_answer(self, response: Mapping[str, Any]) -> dict[str, Any]:
+        """A paid answer that echoes a key (a header, the body) is kept with the key masked:
+        refusing it would make every run pay again."""
+        out = dict(response)
+        mask = self.redactor.mask
+        headers = out.get("headers") or {}
+        if isinstance(headers, Mapping):
+            out["headers"] = {
+                k: [mask(str(v)) for v in (vs if isinstance(vs, list) else [vs])]
+                for k, vs in headers.items()
+            }
+        body = out.get("body")
+        content = body.get("string") if isinstance(body, Mapping) else None
+        if isinstance(content, str) and self.redactor.find(content):
+            out["body"] = {**body, "string": mask(content)}  # type: ignore[dict-item]
+        elif isinstance(content, bytes) and content[:1] in b"{[" and self.redactor:
+            text = content.decode("utf-8", "replace")
+            if self.redactor.find(text):
+                out["body"] = {**body, "string": mask(text).encode("utf-8")}  # type: ignore[dict-item]
+        return out
+
     def _externalize(self, response: dict[str, Any], refs: list[str]) -> dict[str, Any]:
         body = response.get("body") or {}
         content = body.get("string")

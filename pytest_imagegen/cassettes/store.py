@@ -84,6 +84,13 @@ class ImageStore:
             ):
                 os.utime(path)  # just referenced again: --imagegen-prune's grace counts anew
                 return ref  # identical image already stored (dedup)
+        try:
+            check_inside(self.directory, self.root)  # a symlinked images folder out: refused
+        except UnsafePath as exc:
+            raise CassetteError(
+                f"image {ref} was not stored: {exc}; nothing is written outside the suite's "
+                "folder (replace the symlink by a real folder)"
+            ) from None
         atomic_write(path, data)  # missing, or damaged: (re)written
         return ref
 

@@ -19,6 +19,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,7 +84,13 @@ class SessionBudget:
             return 1.0
         return float(self.snapshot()["keys"].get(key, {}).get("ratio", 1.0))
 
-    def reserve(self, list_cost: float, nodeid: str, key: str | None = None) -> Reservation:
+    def reserve(
+        self,
+        list_cost: float,
+        nodeid: str,
+        key: str | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Reservation:
         """Reserve what this request may be billed, or raise :class:`BudgetExceededError`
         (nothing is sent then). Waits while another request of an uncalibrated ``key`` is
         in flight: its bill tells what this one will cost."""
@@ -97,6 +104,8 @@ class SessionBudget:
                 busy = calibrating and any(e.get("key") == key for e in state["inflight"])
                 if not busy or time.monotonic() - started > CALIBRATION_WAIT:
                     return self._reserve(state, list_cost, nodeid, key, known)
+            if cancelled is not None and cancelled():
+                raise KeyboardInterrupt  # Ctrl-C while waiting: nothing is sent
             time.sleep(POLL)
 
     def _reserve(

@@ -118,6 +118,8 @@ class RunContext:
         caller keeps the tests that did report)."""
         by_node: dict[str, dict[str, Any]] = {}
         for call in dict.fromkeys([*self.finished_calls, *self.interrupted]):
+            if not call.sent:
+                continue  # never left the machine: nothing to say
             body = call.ledger_body
             entry = by_node.setdefault(
                 call.nodeid,

@@ -78,6 +78,13 @@ def append(path: Path, line: Mapping[str, Any], redactor: Redactor | None = None
     data = redactor.mask_data(line) if redactor else line
     text = json.dumps(data, sort_keys=True, ensure_ascii=False)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.parent.is_symlink() or path.is_symlink():
+        from ..api.errors import ImagegenError
+
+        raise ImagegenError(
+            f"the spend ledger {path} was not written: {path.parent.name}/ or the ledger is a "
+            "symlink, and nothing is written outside the project; replace it by a real folder"
+        )
     with file_lock(path, path.parent), path.open("a", encoding="utf-8") as handle:
         handle.write(text + "\n")
 

@@ -62,6 +62,7 @@ class PaidCall:
     unknown_attempts: int = 0
     booked: float = 0.0  # every figure of spend for this call
     in_flight: bool = False
+    sent: bool = False  # an attempt left the machine (only then is there a ledger line)
     closed: bool = False
     outcome: str = ""
     last: str = "not sent (connection failed)"  # what the last failed attempt was
@@ -70,26 +71,43 @@ class PaidCall:
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # -- the client's hooks (api.client.AttemptHooks)
+    def stopped(self) -> bool:
+        """The session is stopping (Ctrl-C) or this call was booked already."""
+        return self.closed or self.ctx.stopping
+
     def begin(self, attempt: int) -> None:
-        """Before an attempt: hold a reservation (a fresh one after an unknown outcome)."""
+        """Before an attempt: hold a reservation (a fresh one after an unknown outcome).
+        Waiting for room (another request's bill calibrating its setting) ends at Ctrl-C."""
+        if self.stopped():
+            raise KeyboardInterrupt  # the session is stopping: nothing more is sent
+        budget = self.ctx.budget
+        if budget is not None and self.reservation is None:
+            try:
+                reservation = budget.reserve(
+                    self.list_cost, self.nodeid, self.price_key, cancelled=self.stopped
+                )
+            except BudgetExceededError as exc:
+                if attempt > 1:
+                    raise BudgetExceededError(
+                        f"the retry of {self.nodeid}'s request was not sent: attempt "
+                        f"{attempt - 1} timed out or was cut off after it was sent, so it "
+                        f"may have been billed and was booked at its list cost "
+                        f"{format_usd(self.list_cost)}; {exc}"
+                    ) from None
+                raise
+            with self._lock:
+                if self.closed:  # Ctrl-C while waiting: give the room back
+                    budget.settle(reservation, 0.0)
+                    raise KeyboardInterrupt
+                self.reservation = reservation
+        self.attempts = attempt
+
+    def sending(self) -> None:
+        """The attempt leaves now (after its limiter slot): from here on it may be billed."""
         with self._lock:
-            if self.closed or self.ctx.stopping:
-                raise KeyboardInterrupt  # the session is stopping: nothing more is sent
-            budget = self.ctx.budget
-            if budget is not None and self.reservation is None:
-                try:
-                    self.reservation = budget.reserve(self.list_cost, self.nodeid, self.price_key)
-                except BudgetExceededError as exc:
-                    if attempt > 1:
-                        raise BudgetExceededError(
-                            f"the retry of {self.nodeid}'s request was not sent: attempt "
-                            f"{attempt - 1} timed out or was cut off after it was sent, so it "
-                            f"may have been billed and was booked at its list cost "
-                            f"{format_usd(self.list_cost)}; {exc}"
-                        ) from None
-                    raise
-            self.attempts = attempt
-            self.in_flight = True
+            if self.stopped():
+                raise KeyboardInterrupt
+            self.in_flight = self.sent = True
 
     def unknown(self, why: str = "") -> None:
         """The attempt was sent and gave no answer: booked at list cost now."""
@@ -131,8 +149,10 @@ class PaidCall:
                 self.reservation = None
             if self.unknown_attempts and outcome == "ok":
                 outcome = f"ok after {self.unknown_attempts} attempt(s) of unknown outcome"
+            elif self.unknown_attempts and not outcome.startswith("unknown"):
+                outcome = f"{UNKNOWN_OUTCOME} ({self.unknown_attempts} attempt(s)); then {outcome}"
             self.outcome = outcome or UNKNOWN_OUTCOME
-            if self.attempts:  # a request never sent (refused by the budget) has no line
+            if self.sent:  # a request never sent (budget, Ctrl-C while waiting) has no line
                 self._ledger()
             return self.booked
 
@@ -223,7 +243,7 @@ def paid_call(
         raise
     except BaseException as exc:
         call.close(None, "failed before an answer" if not call.in_flight else UNKNOWN_OUTCOME)
-        if isinstance(exc, KeyboardInterrupt) and call.attempts:
+        if isinstance(exc, KeyboardInterrupt) and call.sent:
             ctx.interrupted.append(call)  # its test never reports: the session says it
         raise
     finally:
@@ -285,6 +305,18 @@ def overbilled_note(
         f"{format_usd(list_cost)} ({actual / list_cost:.2f}x); later budget reservations of this "
         f"session use that ratio. To price it right, add to your imagegen_prices file: "
         f"models: {{{model}: {{per_image: {{{size}: {{{quality or 'auto'}: {per_image:.4f}}}}}}}}}"
+    )
+
+
+def overbilled_judge_note(model: str, list_cost: float, actual: float) -> str | None:
+    """The same for a judge (chat) call."""
+    if actual <= list_cost * 1.0001 or list_cost <= 0:
+        return None
+    return (
+        f"judge {model}: the provider billed {format_usd(actual)} for one judged image where "
+        f"the price table says {format_usd(list_cost)} ({actual / list_cost:.2f}x); later budget "
+        "reservations of this session use that ratio. Check the model's prices under "
+        "`chat_models:` in your imagegen_prices file"
     )
 
 

@@ -226,6 +226,26 @@ class Guard:
             self._close(call, None, "not sent (budget)")
             self.abort(exc)
 
+    def sending(self, pending: Pending) -> Any:
+        """Right before a paid attempt leaves: its slot of the session's limiter (in flight,
+        images per minute), then it counts as sent. Returns the slot for :meth:`sent`."""
+        call = pending.call
+        assert call is not None
+        limiter = self.ctx.limiter
+        n = pending.body.get("n")
+        images = n if isinstance(n, int) and n > 0 else 1
+        slot = limiter.acquire(images, call.stopped) if limiter is not None else None
+        try:
+            call.sending()
+        except BaseException:
+            self.sent(slot)
+            raise
+        return slot
+
+    def sent(self, slot: Any) -> None:
+        if slot is not None and self.ctx.limiter is not None:
+            self.ctx.limiter.release(slot)
+
     def record(self, request: Any, content: bytes, response: Any, body: bytes) -> None:
         """A paid answer goes into the test's cassette (error answers are dropped on save)."""
         from vcr.request import Request as VcrRequest
@@ -265,7 +285,7 @@ class Guard:
                 f"{self.result.nodeid}: the response's usage cannot be priced "
                 f"({priced.problem}); booked at list cost {format_usd(priced.cost)}"
             )
-        booked = self._close(call, priced.cost, "ok", calibrate=priced.basis == "usage")
+        booked = self._close(call, priced.cost, "ok", calibrate=priced.basis != "list")
         self.result.cassette = "recorded"
         self.requests_meta.append(
             {

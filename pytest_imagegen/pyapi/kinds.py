@@ -142,7 +142,7 @@ def _judge(ctx: RunContext, body: Mapping[str, Any]) -> Priced:
     text, images, limit = chat_summary(body)
     cost = ctx.prices.chat_list_cost(model, images, len(text), limit)
     ledger = {"model": body.get("model"), "prompt": text, "images": len(images)}
-    return Priced(dict(body), cost, model, f"{model} chat call", ledger)
+    return Priced(dict(body), cost, model, f"{model} chat call", ledger, f"judge {model}")
 
 
 def _responses(ctx: RunContext, body: Mapping[str, Any]) -> Priced:

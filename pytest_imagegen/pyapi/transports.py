@@ -115,6 +115,10 @@ class TransportGuard(Protocol):
 
     def record(self, request: Any, content: bytes, response: Any, body: bytes) -> None: ...
 
+    def sending(self, pending: Any) -> Any: ...
+
+    def sent(self, slot: Any) -> None: ...
+
     def too_large(self, pending: Any, exc: BaseException) -> NoReturn: ...
 
 
@@ -158,6 +162,7 @@ def _wrap(
             pending = guard.before(request, content)
             if pending is None or not pending.live:
                 return await original(transport, request)
+            slot = guard.sending(pending)
             try:
                 pending.deadline.clip(request.extensions)
                 response = await real(transport, request)
@@ -172,6 +177,8 @@ def _wrap(
             except Exception as exc:
                 guard.failed(pending, exc)
                 raise
+            finally:
+                guard.sent(slot)
             body = _masked(response, body, guard.redactor)
             guard.record(request, content, response, body)
             guard.after(pending, response.status_code, body)
@@ -184,6 +191,7 @@ def _wrap(
         pending = guard.before(request, content)
         if pending is None or not pending.live:
             return original(transport, request)
+        slot = guard.sending(pending)
         try:
             pending.deadline.clip(request.extensions)
             response = real(transport, request)
@@ -196,6 +204,8 @@ def _wrap(
         except Exception as exc:
             guard.failed(pending, exc)
             raise
+        finally:
+            guard.sent(slot)
         body = _masked(response, body, guard.redactor)
         guard.record(request, content, response, body)
         guard.after(pending, response.status_code, body)

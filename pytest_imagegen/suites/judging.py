@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.errors import UNREADABLE, APIError, CassetteError, command
 from ..checks import judge
-from ..money.pipeline import PaidCall, paid_call
+from ..money.pipeline import PaidCall, overbilled_judge_note, paid_call
 from ..money.prices import format_usd
 
 if TYPE_CHECKING:
@@ -157,6 +157,7 @@ def _ask(
                 list_cost=per_image,
                 ledger_root=ctx.suites_root(spec.path),
                 kind="judge",
+                price_key=f"judge {cfg.model}",
             ) as call:
                 payload, _ = client.chat(body, hooks=call)
                 priced = ctx.prices.judge_actual_cost(cfg.model, payload.get("usage"), per_image)
@@ -173,7 +174,10 @@ def _ask(
                         f"the judge's answer cannot be read ({exc}); the call was paid",
                         outcome=UNREADABLE,
                     ) from None
-                call.close(priced.cost, "ok")
+                call.close(priced.cost, "ok", calibrate=priced.basis != "list")
+                note = overbilled_judge_note(cfg.model, per_image, priced.cost)
+                if note and note not in result.notes:
+                    result.notes.append(note)
         finally:
             if call is not None:
                 result.judge_cost += call.booked

@@ -283,7 +283,7 @@ def record(
                     f"{result.nodeid}: the response's usage cannot be priced ({priced.problem}); "
                     f"booked at list cost {format_usd(priced.cost)}"
                 )
-            call.close(priced.cost, "ok", calibrate=priced.basis == "usage")
+            call.close(priced.cost, "ok", calibrate=priced.basis != "list")
     finally:
         if call is not None:
             result.actual_cost, result.attempts = call.booked, max(call.attempts, 1)
