@@ -144,6 +144,9 @@ class ImagegenState:
         if not self.is_worker and self.ctx.session_dir is not None:
             remove_session_dir(self.ctx.session_dir)
         remove_locks(folders=not self.is_worker)
+        if not self.is_worker and self.ctx.state_dir is not None:
+            with contextlib.suppress(OSError):
+                self.ctx.state_dir.rmdir()  # only when nothing is left in it
         if self.fake_server is not None:
             self.fake_server.stop()
 

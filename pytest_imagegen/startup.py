@@ -25,6 +25,7 @@ def build_state(config: pytest.Config) -> ImagegenState:
     state = ImagegenState(config, settings, prices, explicit, options)
     _configure_session(config, state)
     _configure_costs(config, state)
+    _one_interrupt(state)
     if config.getoption("imagegen_fake_server"):
         from .fakeserver import FakeImagesServer
         from .pyapi.transports import FakeRoute, rerouted
@@ -40,6 +41,12 @@ def build_state(config: pytest.Config) -> ImagegenState:
         )
         state.ctx.environ = {**os.environ, "IMAGEGEN_API_KEY": "fake-server-key"}
         state.exit_stack.enter_context(rerouted(FakeRoute(state.fake_server.url)))
+        from .pyapi.otherclients import refused  # what cannot be rerouted is not sent
+
+        why = (
+            "with --imagegen-fake-server only httpx and openai SDK calls can go to the fake server"
+        )
+        state.exit_stack.enter_context(refused(why, state.fail, loopback_ok=True))
     return state
 
 
@@ -114,3 +121,24 @@ def show_ledger(config: pytest.Config, session: pytest.Session) -> int:
         lambda p: relative(config, p),
     )
     return 0
+
+
+def _one_interrupt(state: ImagegenState) -> None:
+    """Ctrl-C interrupts once: the first one raises KeyboardInterrupt as usual and the
+    next ones are ignored until the session ends, so booking what was in flight, the
+    reports and the summary are never cut short (pytest exits within seconds anyway)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        return  # someone else handles Ctrl-C (or ignores it): leave it to them
+
+    def interrupt(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    state.exit_stack.callback(signal.signal, signal.SIGINT, previous)

@@ -134,6 +134,14 @@ def test_control_endpoints_need_the_token_a_loopback_host_and_valid_input(
         assert answer.status_code == 400, bad
     assert httpx.post(control + "/config", json={"latency": 0.0}, headers=token).status_code == 200
     assert fake_server.admin_token not in repr(fake_server.log)
+    # found by the attacker: bad input answered 200 or killed the handler with a traceback
+    assert httpx.get(control + f"/stats?token={fake_server.admin_token}").status_code == 401
+    raw = httpx.post(control + "/inject", content=b"{nope", headers=token)
+    assert raw.status_code == 400
+    for bad in ("abc", [1], [{"count": "x"}], [{"count": 10**12}], [{"delay": "slow"}]):
+        answer = httpx.post(control + "/inject", json={"failures": bad}, headers=token)
+        assert answer.status_code == 400, bad
+    assert fake_server.stats()["pending_failures"] == 0
 
 
 def test_dropped_connection(fake_server: FakeImagesServer) -> None:

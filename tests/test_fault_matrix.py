@@ -313,4 +313,6 @@ def test_fault_matrix(
         for nodeid in recorded:
             assert replayed.get(nodeid) == "replayed", (nodeid, again.out)
         if len(recorded) == len(replayed):
-            assert again.requests == 0, again.out
+            # a judge answer that was lost (its call booked at list cost) is judged once more
+            # by `once`: it was never recorded; everything that came back is replayed
+            assert again.requests <= (1 if path.route == "chat" else 0), again.out

@@ -357,7 +357,7 @@ def test_locks_and_state_live_in_the_project_and_are_removed(
     project.runpytest(ONCE, "--imagegen-budget=1", "--imagegen-concurrency=2").assert_outcomes(
         passed=4
     )
-    assert oct(state.stat().st_mode & 0o777) == "0o700"
+    assert not state.exists() or oct(state.stat().st_mode & 0o777) == "0o700"
     assert not (state / "sessions").exists()  # the killed run's folder was reclaimed
     assert not (state / "locks").exists() or not list((state / "locks").iterdir())
 
@@ -491,3 +491,43 @@ def test_no_background_import_thread() -> None:
 
     assert importlib.util.find_spec("pytest_imagegen.warmup") is None
     assert not [t for t in threading.enumerate() if t.name == "imagegen-warmup"]
+
+
+# --------------------------------- clients the guard does not record (the attacker's F3/F4)
+
+URLLIB_TEST = """
+import json, os, urllib.request, pytest
+
+def post():
+    request = urllib.request.Request(
+        os.environ["IMAGEGEN_BASE_URL"] + "/images/generations",
+        data=json.dumps({"model": "gpt-image-2", "prompt": "A logo", "size": "256x256",
+                         "quality": "low"}).encode(),
+        headers={"Authorization": "Bearer " + os.environ["IMAGEGEN_API_KEY"],
+                 "Content-Type": "application/json"})
+    return urllib.request.urlopen(request, timeout=10).read()
+
+@pytest.mark.imagegen(max_cost=0.0001)
+def test_marked():
+    post()
+
+def test_unmarked_under_the_fake_server():
+    post()
+"""
+
+
+def test_calls_through_clients_the_guard_cannot_price_are_not_sent(
+    project: pytest.Pytester, live_env: FakeImagesServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A marked test calling through urllib (or requests, aiohttp) passed the ceiling, the
+    budget and the ledger by; under --imagegen-fake-server such a call took the real key to
+    the host it named."""
+    project.makepyfile(test_other=URLLIB_TEST)
+    result = project.runpytest(ONCE, "--imagegen-budget=0.0001", "-k", "not unmarked")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*through http.client / requests was not sent*httpx*"])
+    assert live_env.requests == 0
+    monkeypatch.setenv("IMAGEGEN_BASE_URL", "http://api.example.invalid/v1")
+    result = project.runpytest("--imagegen-fake-server", "-k", "unmarked")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*only httpx and openai SDK calls can go to the fake server*"])

@@ -93,6 +93,13 @@ def chat_url(base_url: str) -> str:
     return base_url.rstrip("/") + "/chat/completions"
 
 
+def _seconds(value: float) -> float | None:
+    """A Retry-After figure: infinity as asked (refused later), NaN or negative as none."""
+    if math.isnan(value) or value < 0:
+        return None  # nonsense: the client's own backoff
+    return value
+
+
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Seconds to wait from ``retry-after-ms`` / ``Retry-After`` (seconds or HTTP date)."""
     ms = headers.get("retry-after-ms")
@@ -102,7 +109,7 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
         except ValueError:
             pass
         else:
-            return max(0.0, seconds) if math.isfinite(seconds) else math.inf
+            return _seconds(seconds)
     value = headers.get("retry-after")
     if not value:
         return None
@@ -111,7 +118,7 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         pass
     else:
-        return max(0.0, seconds) if math.isfinite(seconds) else math.inf
+        return _seconds(seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -129,7 +129,11 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _read_json(self) -> Any:
-            length = int(self.headers.get("Content-Length") or 0)
+            text = (self.headers.get("Content-Length") or "0").strip()
+            length = int(text) if text.isdigit() else -1
+            if length < 0 or length > MAX_BODY:
+                self.close_connection = True
+                return _INVALID
             raw = self.rfile.read(length) if length else b""
             content_type = self.headers.get("Content-Type", "")
             if "multipart/form-data" in content_type:
@@ -147,9 +151,8 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
             ):
                 self._send_json(403, _error("Foreign Host header.", "permission_denied"))
                 return False
-            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-            given = self.headers.get("X-Fake-Token") or (query.get("token") or [""])[0]
-            if not hmac.compare_digest(given, server.admin_token):
+            given = self.headers.get("X-Fake-Token") or ""  # never in the URL (logs keep URLs)
+            if not hmac.compare_digest(given.encode(), server.admin_token.encode()):
                 self._send_json(401, _error("Missing or wrong admin token.", "permission_denied"))
                 return False
             return True
@@ -191,11 +194,17 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
             self._send_json(404, _error(f"Unknown path {self.path}", "invalid_request_error"))
 
         def do_POST(self) -> None:
-            body = self._read_json()
             if self.path.startswith("/_fake/"):
-                if self._admin_allowed():
-                    self._control(self.path.split("?", 1)[0][len("/_fake/") :], body)
+                if not self._admin_allowed():  # before reading anything of the body
+                    self.close_connection = True
+                    return
+                body = self._read_json()
+                if body is _INVALID:
+                    self._send_json(400, _error("The body is not JSON.", "invalid_request_error"))
+                    return
+                self._control(self.path.split("?", 1)[0][len("/_fake/") :], body)
                 return
+            body = self._read_json()
             path = self.path.split("?", 1)[0].rstrip("/")
             found = classify("POST", path)
             self.shape = found.provider if found is not None else "openai"
@@ -218,7 +227,7 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
                     server.active += 1
                     server.max_active = max(server.max_active, server.active)
                 server.log.append({
-                    "path": self.path,
+                    "path": _without_secrets(self.path),  # a query's key or token: not kept
                     "body": _loggable(body),
                     "key_sha256": key_digest(key) if key else None,  # never the key
                     "host": self.headers.get("Host"),
@@ -446,6 +455,10 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
         def _control(self, action: str, body: Any) -> None:
             body = body if isinstance(body, dict) else {}
             if action == "inject":
+                problem = server.check_failures(body.get("failures", []))
+                if problem:
+                    self._send_json(400, _error(problem, "invalid_request_error"))
+                    return
                 server.inject(*body.get("failures", []))
             elif action == "reset":
                 server.reset()
@@ -463,3 +476,20 @@ def _make_handler(server: Any) -> type[BaseHTTPRequestHandler]:
 
 
 _INVALID = object()
+
+
+def _without_secrets(path: str) -> str:
+    """A request path for the log, without query parameters that may carry a credential."""
+    parts = urllib.parse.urlsplit(path)
+    if not parts.query:
+        return path
+    kept = [
+        (k, v)
+        for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in ("key", "api_key", "api-key", "token", "access_token")
+    ]
+    query = urllib.parse.urlencode(kept)
+    return parts.path + (f"?{query}" if query else "")
+
+
+MAX_BODY = 64 * 1024 * 1024  # a request body larger than this is refused unread

@@ -147,6 +147,25 @@ class FakeImagesServer:
         self.stop()
 
     # -- control
+    def check_failures(self, failures: Any) -> str | None:
+        """Why ``POST /_fake/inject``'s ``failures`` cannot be used, or ``None``."""
+        if not isinstance(failures, list) or len(failures) > 1000:
+            return "failures must be a list of at most 1000 objects"
+        for failure in failures:
+            if not isinstance(failure, dict):
+                return "each failure must be an object"
+            count = failure.get("count", 1)
+            if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10_000:
+                return "count must be a whole number from 1 to 10000"
+            for name in ("delay", "trickle", "body_mb", "gzip_bomb_mb"):
+                value = failure.get(name)
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not 0 <= value <= 4096
+                ):  # fmt: skip
+                    return f"{name} must be a number from 0 to 4096"
+        return None
+
     def inject(self, *failures: dict[str, Any]) -> None:
         with self._lock:
             for failure in failures:

@@ -89,9 +89,11 @@ class PythonAPI:
         marked or uses the fixture; with ``--imagegen-block-network``, refuse them otherwise."""
         if is_case or not uses_api(item):
             if not is_case and self.block_network and item.get_closest_marker("vcr") is None:
+                from .otherclients import refused
                 from .transports import blocker  # pytest-recording's own tests are left alone
 
-                with blocker(item.nodeid, self.fail):
+                why = "with --imagegen-block-network an unmarked test may not call an image API"
+                with blocker(item.nodeid, self.fail), refused(why, self.fail):
                     yield
                 return
             yield
@@ -121,8 +123,11 @@ class PythonAPI:
             ledger_root=self.ctx.suites_root(item.path),
             abort=self.fail,
         )
+        from .otherclients import refused
+
+        why = "in a test marked imagegen only httpx and openai SDK calls are recorded and priced"
         try:
-            with session as guard:
+            with refused(why, self.fail), session as guard:
                 fixture = getattr(item, "funcargs", {}).get("imagegen")
                 if fixture is not None:
                     fixture.guard = guard

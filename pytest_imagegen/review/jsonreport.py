@@ -78,7 +78,10 @@ def json_report(
     return {
         "format": REPORT_FORMAT,
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "summary": asdict(summarize(results)),
+        "summary": {
+            k: round(v, 6) if isinstance(v, float) else v
+            for k, v in asdict(summarize(results)).items()
+        },
         **extra,
         "cases": cases,
     }

@@ -108,15 +108,17 @@ def judge_case(
     meta = cassette.meta.get("judge") if cassette.exists else None
     entries = recorded_verdicts(meta, cfg, shas)
     if entries is None:
-        just_recorded = result.cassette in ("recorded", "live")
-        if not just_recorded and ctx.settings.record_mode in ("none", "once"):
-            cost = cfg.list_cost_per_image(ctx) * len(shas)
-            raise CassetteError(
-                f"stale judge for {result.nodeid}: judge changed: {changes(meta, cfg)}; "
-                f"re-judge with {command('--imagegen-record-mode=new_episodes', result.nodeid)} "
-                f"(cost {format_usd(cost)}, no new image)"
-            )
-        entries = _ask(spec, ctx, result, generation, shas, cfg, cassette)
+        from ..api.locks import file_lock
+
+        # one judging per cassette: another process may be judging these images right now
+        root = ctx.state_dir or cassette.path.parent
+        with file_lock(cassette.path, root, timeout=ctx.settings.timeout * 10):
+            if cassette.exists:
+                meta = cassette.reload().meta.get("judge")
+                entries = recorded_verdicts(meta, cfg, shas)
+            if entries is None:
+                _refuse_stale(result, ctx, cfg, meta, len(shas))
+                entries = _ask(spec, ctx, result, generation, shas, cfg, cassette)
     elif result.cassette == "replayed":
         result.saved += sum(float(e.get("actual_cost") or 0.0) for e in entries)
     verdicts = [judge.Verdict(float(e["score"]), str(e.get("reason") or "")) for e in entries]
@@ -127,6 +129,24 @@ def judge_case(
         "images": [{"score": v.score, "reason": v.reason} for v in verdicts],
     }
     return verdicts
+
+
+def _refuse_stale(
+    result: CaseResult, ctx: RunContext, cfg: JudgeConfig, meta: Any, images: int
+) -> None:
+    """Replay never judges; ``once`` judges what was never judged but leaves a changed
+    judge to ``new_episodes`` (it costs money)."""
+    mode = ctx.settings.record_mode
+    just_recorded = result.cassette in ("recorded", "live")
+    never_judged = not isinstance(meta, Mapping) or not meta.get("results")
+    if just_recorded or mode in ("new_episodes", "all") or (mode == "once" and never_judged):
+        return
+    cost = cfg.list_cost_per_image(ctx) * images
+    raise CassetteError(
+        f"stale judge for {result.nodeid}: judge changed: {changes(meta, cfg)}; "
+        f"re-judge with {command('--imagegen-record-mode=new_episodes', result.nodeid)} "
+        f"(cost {format_usd(cost)}, no new image)"
+    )
 
 
 def _ask(
