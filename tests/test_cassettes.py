@@ -16,7 +16,6 @@ import httpx
 import pytest
 import yaml
 
-from pytest_imagegen.api.errors import CassetteError
 from pytest_imagegen.api.redact import key_digest
 from pytest_imagegen.cassettes.cassette import CaseCassette
 from pytest_imagegen.cassettes.persister import Persister, open_cassette
