@@ -6,6 +6,7 @@ the path x fault matrix is tests/test_fault_matrix.py.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -531,3 +532,43 @@ def test_calls_through_clients_the_guard_cannot_price_are_not_sent(
     result = project.runpytest("--imagegen-fake-server", "-k", "unmarked")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*only httpx and openai SDK calls can go to the fake server*"])
+
+
+# --------------------------------------------- nothing in the system temp directory
+
+
+def test_a_run_leaves_nothing_in_the_system_temp_directory(
+    project: pytest.Pytester, live_env: FakeImagesServer
+) -> None:
+    """Issue 20: lock files piled up in the system temp dir (+744 after the project's own
+    tests). A run that records with a budget, a rate limit, concurrency, xdist workers, a
+    judge and every report, then replays, lists the temp dir the same before and after."""
+    import tempfile
+
+    system_tmp = Path(os.environ.get("IMAGEGEN_SYSTEM_TMP") or tempfile.gettempdir())
+    project.makeini("[pytest]\nimagegen_backoff = 0.01\nimagegen_max_inflight = 2\n")
+    write_suite(
+        project,
+        "s",
+        cases(4) + '  - {id: j, prompt: "A red kite", expect: {judge: "a kite"}}\n',
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("TMPDIR", "TEMP", "TMP")}
+    args = [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider"]
+    runs = [
+        [ONCE, "--imagegen-budget=1", "--imagegen-concurrency=2", "-n", "2",
+         "--imagegen-report=r.json", "--imagegen-markdown=r.md", "--junitxml=j.xml"],
+        ["--imagegen-html=review", "--imagegen-right-size"],
+    ]  # fmt: skip
+    if importlib.util.find_spec("xdist") is None:
+        runs[0] = [a for a in runs[0] if a not in ("-n", "2")]
+    before = set(os.listdir(system_tmp))
+    for run in runs:
+        done = subprocess.run([*args, *run], cwd=project.path, env=env, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:]
+    left = sorted(set(os.listdir(system_tmp)) - before)
+    ours = [name for name in left if "imagegen" in name or name.startswith("pytest-of")]
+    assert ours == [], left
+    assert not (project.path / ".imagegen").exists() or not any(
+        (project.path / ".imagegen").iterdir()
+    )
