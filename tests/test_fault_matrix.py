@@ -233,7 +233,13 @@ def _spawn(project: pytest.Pytester, args: list[str]) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=_default_ctrl_c,
     )
+
+
+def _default_ctrl_c() -> None:
+    """The child handles Ctrl-C itself, whatever this process (an xdist worker) does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))

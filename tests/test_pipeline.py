@@ -53,7 +53,13 @@ def spawn(project: pytest.Pytester, *args: str, group: bool = False) -> subproce
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=group,
+        preexec_fn=_default_ctrl_c,
     )
+
+
+def _default_ctrl_c() -> None:
+    """The child handles Ctrl-C itself, whatever this process (an xdist worker) does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(condition: object, timeout: float = 30.0) -> None:
@@ -115,7 +121,7 @@ def test_two_processes_recording_the_same_cases_pay_once(
     args = (ONCE, f"--imagegen-concurrency={concurrency}")
     first, second = spawn(project, *args), spawn(project, *args)
     outs = [p.communicate(timeout=120)[0] for p in (first, second)]
-    assert [p.returncode for p in (first, second)] == [0, 0], outs
+    assert [p.returncode for p in (first, second)] == [0, 0], "\n=====\n".join(outs)
     assert live_env.requests == 8, outs
     assert len(ledger(project.path)) == 8
 

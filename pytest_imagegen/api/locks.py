@@ -49,12 +49,29 @@ _made_lock = threading.Lock()
 def file_lock(path: Path, root: Path, timeout: float = LOCK_TIMEOUT) -> BaseFileLock:
     """A lock guarding ``path`` (read-modify-write, append, one recording) for every process
     of every session of the project; its file lives under ``root`` (``.imagegen``)."""
-    from filelock import FileLock
-
     lock = lock_path(path, root)
     with _made_lock:
         _made.setdefault(root, set()).add(lock)
-    return FileLock(str(lock), timeout=timeout, mode=0o600)
+    return _lock_class()(str(lock), timeout=timeout, mode=0o600)
+
+
+def _lock_class() -> type[BaseFileLock]:
+    from filelock import FileLock
+
+    class FolderSafeLock(FileLock):
+        """A lock whose folder another session may remove when it ends (it was empty):
+        made again before each try."""
+
+        def _acquire(self) -> None:
+            for _ in range(5):
+                os.makedirs(os.path.dirname(self.lock_file), mode=0o700, exist_ok=True)
+                try:
+                    super()._acquire()
+                    return
+                except FileNotFoundError:
+                    continue
+
+    return FolderSafeLock
 
 
 def remove_locks(folders: bool = True) -> None:
