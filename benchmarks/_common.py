@@ -48,6 +48,38 @@ def pytest_args(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args]
 
 
+# A conftest.py for a benchmark project: wall time (perf_counter) around each test's
+# protocol (setup, call, teardown), written to times.json at the session's end. JUnit XML
+# rounds times to the millisecond, too coarse for replays of about 2 ms.
+TIMER = """
+import json, time
+from pathlib import Path
+
+import pytest
+
+TIMES = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    start = time.perf_counter()
+    yield
+    TIMES[item.nodeid] = time.perf_counter() - start
+
+
+def pytest_sessionfinish(session):
+    Path(__file__).with_name("times.json").write_text(json.dumps(TIMES))
+"""
+
+
+def protocol_times(project: Path) -> dict[str, float]:
+    """Per-test seconds from the last session of a project with :data:`TIMER` as its conftest."""
+    import json
+
+    times: dict[str, float] = json.loads((project / "times.json").read_text(encoding="utf-8"))
+    return times
+
+
 def junit_times(path: Path) -> dict[str, float]:
     """Per-test time (setup + call + teardown) from a JUnit XML file."""
     out = {}

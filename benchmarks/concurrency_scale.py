@@ -20,16 +20,82 @@ import argparse
 import math
 import shutil
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import KEY, fake_server, pytest_args, ratio_line, reset, run, stats, workdir, write
 
+# clean room: only pytest-imagegen and pytest-xdist are loaded
+ENV = {"IMAGEGEN_API_KEY": KEY, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+PLUGINS = ["-p", "pytest_imagegen.plugin", "-p", "xdist.plugin", "prompt_suites"]
+
+
+@dataclass
+class Scale:
+    """Serial vs concurrent recording of the same cases (wall times in seconds)."""
+
+    cases: int
+    latency: float
+    concurrency: int
+    serial: float
+    concurrent: float
+    startup: float  # the same command replaying the recorded cassettes: no requests
+
+    @property
+    def ideal(self) -> float:
+        return math.ceil(self.cases / self.concurrency) * self.latency + self.startup
+
+    @property
+    def speedup(self) -> float:
+        return self.serial / self.concurrent
+
+    @property
+    def over_ideal(self) -> float:
+        return self.concurrent / self.ideal
+
+
+def write_suite(root: Path, cases: int) -> None:
+    lines = ["defaults: {model: gpt-image-2, quality: low, size: 256x256}", "cases:"]
+    lines += [f'  - {{id: c{i:03d}, prompt: "Scale picture {i}"}}' for i in range(cases)]
+    write(root / "prompt_suites" / "s.yaml", "\n".join(lines) + "\n")
+
 
 def fresh(root: Path) -> None:
     for name in ("cassettes", "baselines"):
         shutil.rmtree(root / "prompt_suites" / name, ignore_errors=True)
+
+
+def measure_scale(
+    root: Path, url: str, cases: int, latency: float, concurrency: int,
+    env: Mapping[str, str] | None = None,
+) -> Scale:  # fmt: skip
+    """Record ``cases`` serially, then with ``concurrency``, from the fake server at ``url``
+    (started with ``latency``); then time a replay of them as the start-up."""
+    write_suite(root, cases)
+    write(root / "pytest.ini", "[pytest]\n")
+    full_env = {**ENV, **(env or {}), "IMAGEGEN_BASE_URL": url}
+    times = {}
+    for n in (1, concurrency):
+        fresh(root)
+        reset(url)
+        out = run(pytest_args(*PLUGINS, "--imagegen-record-mode=once",
+                              f"--imagegen-concurrency={n}"), root, env=full_env)  # fmt: skip
+        times[n] = out.seconds
+        print(f"concurrency {n:>2}: {out.seconds:7.2f} s for {cases} cases "
+              f"(latency {latency:g} s, at most {stats(url)['max_active']} in flight)")  # fmt: skip
+    startup = run(pytest_args(*PLUGINS), root, env=full_env).seconds
+    return Scale(cases, latency, concurrency, times[1], times[concurrency], startup)
+
+
+def print_scale(scale: Scale) -> None:
+    print(f"ideal: ceil({scale.cases}/{scale.concurrency}) x {scale.latency:g} s + start-up "
+          f"{scale.startup:.2f} s = {scale.ideal:.2f} s")  # fmt: skip
+    print(ratio_line("speed-up concurrency vs serial", scale.speedup, ">= 12",
+                     scale.speedup >= 12))  # fmt: skip
+    print(ratio_line("concurrent run / ideal", scale.over_ideal, "<= 1.3", scale.over_ideal <= 1.3))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,32 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--keep")
     args = parser.parse_args(argv)
-    lines = ["defaults: {model: gpt-image-2, quality: low, size: 256x256}", "cases:"]
-    lines += [f'  - {{id: c{i:03d}, prompt: "Scale picture {i}"}}' for i in range(args.cases)]
-    env = {"IMAGEGEN_API_KEY": KEY, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    plugins = ["-p", "pytest_imagegen.plugin", "-p", "xdist.plugin", "prompt_suites"]
+    env = dict(ENV)
     with workdir(args.keep) as root:
-        write(root / "prompt_suites" / "s.yaml", "\n".join(lines) + "\n")
         with fake_server(args.latency) as url:
-            env["IMAGEGEN_BASE_URL"] = url
-            write(root / "pytest.ini", "[pytest]\n")
-            times = {}
-            for n in (1, args.concurrency):
-                fresh(root)
-                reset(url)
-                out = run(pytest_args(*plugins, "--imagegen-record-mode=once",
-                                      f"--imagegen-concurrency={n}"), root, env=env)  # fmt: skip
-                times[n] = out.seconds
-                print(f"concurrency {n:>2}: {out.seconds:7.2f} s for {args.cases} cases "
-                      f"(latency {args.latency:g} s, at most {stats(url)['max_active']} in flight)")  # fmt: skip
-            startup = run(pytest_args(*plugins), root, env=env).seconds  # replay: no requests
-        ideal = math.ceil(args.cases / args.concurrency) * args.latency + startup
-        speedup = times[1] / times[args.concurrency]
-        print(f"ideal: ceil({args.cases}/{args.concurrency}) x {args.latency:g} s + start-up "
-              f"{startup:.2f} s = {ideal:.2f} s")  # fmt: skip
-        print(ratio_line("speed-up concurrency vs serial", speedup, ">= 12", speedup >= 12))
-        over = times[args.concurrency] / ideal
-        print(ratio_line("concurrent run / ideal", over, "<= 1.3", over <= 1.3))
+            scale = measure_scale(root, url, args.cases, args.latency, args.concurrency)
+        print_scale(scale)
         with fake_server(args.latency, "--max-inflight", "8") as url:
             env["IMAGEGEN_BASE_URL"] = url
             write(root / "pytest.ini", "[pytest]\nimagegen_max_inflight = 8\n")
@@ -74,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                           ["-n", "4", "--imagegen-concurrency=4"]):  # fmt: skip
                 fresh(root)
                 reset(url)
-                out = run(pytest_args(*plugins, "--imagegen-record-mode=once", *extra),
+                out = run(pytest_args(*PLUGINS, "--imagegen-record-mode=once", *extra),
                           root, env=env, check=False)  # fmt: skip
                 s = stats(url)
                 failed = 0 if out.returncode == 0 else out.output.count(" FAILED") or 1

@@ -32,7 +32,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import KEY, fake_server, pytest_args, ratio_line, run, workdir, write
+from _common import (
+    KEY,
+    TIMER,
+    fake_server,
+    protocol_times,
+    pytest_args,
+    ratio_line,
+    run,
+    workdir,
+    write,
+)
 
 OFFLINE = {"IMAGEGEN_BASE_URL": "http://127.0.0.1:9/v1", "IMAGEGEN_API_KEY": ""}
 
@@ -118,32 +128,11 @@ def s3_server() -> Iterator[dict[str, str]]:
         server.stop()
 
 
-TIMER = """
-import json, time
-from pathlib import Path
-
-import pytest
-
-TIMES = {}
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-    start = time.perf_counter()
-    yield
-    TIMES[item.nodeid] = time.perf_counter() - start
-
-
-def pytest_sessionfinish(session):
-    Path(__file__).with_name("times.json").write_text(json.dumps(TIMES))
-"""
-
-
 def per_case(project: Path, env: dict[str, str]) -> float:
     """One offline replay; seconds per case (perf_counter around each test's protocol; the
     slowest, the first case's lazy imports, left out)."""
     run(pytest_args(), project, env={**env, **OFFLINE})
-    times = sorted(json.loads((project / "times.json").read_text()).values())
+    times = sorted(protocol_times(project).values())
     return statistics.mean(times[:-1] if len(times) > 1 else times)
 
 

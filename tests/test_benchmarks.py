@@ -38,6 +38,10 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
                                         "--rounds", "1"],
                      ["with prune / one recording", "warm store cache / sidecars (per case)"],
                      marks=needs_s3),
+        pytest.param("pipeline_overhead.py", ["--quick"],
+                     ["replay / floor (per case)", "pipeline / bare httpx (per call)",
+                      "speed-up concurrency vs serial", "concurrent run / ideal"],
+                     marks=needs_xdist),
     ],
 )  # fmt: skip
 def test_benchmark_script_runs(script: str, args: list[str], expected: list[str]) -> None:

@@ -96,7 +96,9 @@ def test_ctrl_c_stops_sending_at_once_and_books_what_was_in_flight(
         time.sleep(0.2)
     out, _ = proc.communicate(timeout=30)
     took = time.monotonic() - sent
-    assert took < 5, out
+    # About 1.5 s here (benchmarks/pipeline_overhead.py prints it); the bound leaves room
+    # for a loaded CI machine and is still far below the 12 s the queue had left.
+    assert took < 9, out
     assert live_env.requests <= 8 * (2 if workers else 1), live_env.requests  # no new round
     requests = live_env.requests
     time.sleep(2.5)

@@ -265,7 +265,9 @@ def test_a_decompression_bomb_input_is_one_error_line(pytester: pytest.Pytester,
     bomb = _bomb_png(pytester.path / "prompt_suites/bomb.png", side, side)
     assert bomb.stat().st_size < 200
     _edit_suite(pytester, "bomb.png")
-    result = pytester.runpytest("--collect-only", "-q", "-W", "error::UserWarning")
+    result = pytester.runpytest(
+        "--collect-only", "-q", "-W", "error::PIL.Image.DecompressionBombWarning"
+    )
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
