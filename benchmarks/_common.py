@@ -7,7 +7,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,8 +26,12 @@ class Run:
 def run(
     args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None, check: bool = True
 ) -> Run:
-    """Run a command; wall time and the peak RSS of that process (wait4)."""
+    """Run a command; wall time and the peak RSS of that process (wait4). Its temporary
+    files (pytest-xdist's base temp) go into ``cwd/.tmp``, removed with the work dir."""
     full_env = {**os.environ, **(env or {})}
+    if "TMPDIR" not in (env or {}):
+        (cwd / ".tmp").mkdir(exist_ok=True)
+        full_env["TMPDIR"] = str(cwd / ".tmp")
     start = time.perf_counter()
     proc = subprocess.Popen(
         list(args), cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -78,14 +81,6 @@ def protocol_times(project: Path) -> dict[str, float]:
 
     times: dict[str, float] = json.loads((project / "times.json").read_text(encoding="utf-8"))
     return times
-
-
-def junit_times(path: Path) -> dict[str, float]:
-    """Per-test time (setup + call + teardown) from a JUnit XML file."""
-    out = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        out[f"{case.get('classname')}::{case.get('name')}"] = float(case.get("time") or 0.0)
-    return out
 
 
 @contextmanager

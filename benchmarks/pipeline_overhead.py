@@ -2,7 +2,8 @@
 
     python benchmarks/pipeline_overhead.py [--cases 100] [--size 1024x1024] [--rounds 3]
         [--record-cases 50] [--record-size 256x256]
-        [--scale-cases 64] [--latency 2] [--concurrency 16] [--only replay record scale]
+        [--scale-cases 64] [--latency 2] [--concurrency 16] [--ctrl-c-cases 32] [--ctrl-c-latency 2]
+        [--only replay record scale ctrl-c]
         [--quick]
 
 (a) replay: N cases with one image each recorded from the fake server, then
@@ -23,10 +24,14 @@
     ``--imagegen-concurrency`` vs serial in one process, and the concurrent
     run against the ideal ceil(N / concurrency) x latency + start-up
     (concurrency_scale.py's measurement).
+(d) Ctrl-C: ``--ctrl-c-cases`` cases at ``--ctrl-c-latency`` (2 s) with
+    ``--imagegen-concurrency=4`` and a budget; one SIGINT to the process
+    group once the second round is in flight; seconds from the SIGINT to the
+    exit, and the requests sent (at most two rounds: nothing new after it).
 
 Targets: (a) <= 3x the floor (SPEC §11) and within 10% of the pre-pipeline
 figure (issue 20); (b) reported, no target; (c) >= 12x serial and <= 1.3x the
-ideal (SPEC §11). Only pytest-imagegen (and pytest-xdist for (c)) is loaded
+ideal (SPEC §11); (d) exit within 5 s, no new round sent (issue 20). Only pytest-imagegen (and pytest-xdist for (c)) is loaded
 in (b) and (c) (PYTEST_DISABLE_PLUGIN_AUTOLOAD); (a) runs like replay.py.
 """
 
@@ -34,8 +39,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,16 +58,17 @@ from _common import (
     pytest_args,
     ratio_line,
     run,
+    stats,
     workdir,
     write,
 )
 from concurrency_scale import measure_scale, print_scale
 from replay import best_replay, cases, floor, write_suite_project
 
-PARTS = ("replay", "record", "scale")
+PARTS = ("replay", "record", "scale", "ctrl-c")
 QUICK = {
     "cases": 3, "size": "256x256", "rounds": 1, "record_cases": 3,
-    "scale_cases": 4, "latency": 0.2, "concurrency": 2,
+    "scale_cases": 4, "latency": 0.2, "concurrency": 2, "ctrl_c_cases": 8, "ctrl_c_latency": 0.5,
 }  # fmt: skip
 
 
@@ -144,6 +153,44 @@ def record_part(root: Path, n: int, size: str, rounds: int) -> None:
     print(f"{'pipeline / bare httpx (per call)':<44} {piped / bare:8.3f}   target none (reported)")
 
 
+def _default_ctrl_c() -> None:
+    """Ctrl-C as in a terminal, also when this script runs in the background of a shell
+    (whose children start with SIGINT ignored, and Python keeps it so)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def ctrl_c_part(root: Path, n: int, latency: float) -> None:
+    project = record_project(root / "ctrl-c", bodies(n, "256x256"))
+    with fake_server(latency) as url:
+        env = {**os.environ, "IMAGEGEN_BASE_URL": url, "IMAGEGEN_API_KEY": KEY,
+               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # fmt: skip
+        proc = subprocess.Popen(
+            pytest_args("-p", "pytest_imagegen.plugin", "prompt_suites",
+                        "--imagegen-record-mode=once", "--imagegen-concurrency=4",
+                        "--imagegen-budget=10"),
+            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_default_ctrl_c,
+        )  # fmt: skip
+        ends = time.monotonic() + 120
+        while stats(url)["requests"] < 5:  # the first answers are in: the next round is out
+            if time.monotonic() > ends or proc.poll() is not None:
+                proc.kill()
+                raise SystemExit("(d): the recording never reached its second round")
+            time.sleep(0.02)
+        sent = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
+        proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+        time.sleep(latency + 0.5)  # anything sent after the exit would have arrived by now
+        requests = stats(url)["requests"]
+    print(f"(d) Ctrl-C: {n} cases at {latency:g} s latency, concurrency 4, SIGINT in the "
+          "second round")  # fmt: skip
+    print(f"    exit {took:.2f} s after the SIGINT; requests sent {requests} of {n}")
+    print(ratio_line("seconds from Ctrl-C to exit", took, "<= 5", took <= 5))
+    print(ratio_line("requests sent / two rounds", requests / 8, "<= 1", requests <= 8))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -157,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale-cases", type=int, default=64, help="(c) cases")
     parser.add_argument("--latency", type=float, default=2.0, help="(c) server latency, seconds")
     parser.add_argument("--concurrency", type=int, default=16, help="(c)")
+    parser.add_argument("--ctrl-c-cases", type=int, default=32, help="(d) cases")
+    parser.add_argument("--ctrl-c-latency", type=float, default=2.0, help="(d) server latency")
     parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--quick", action="store_true", help="tiny N: " + str(QUICK))
     parser.add_argument("--keep", help="work in this directory and keep it")
@@ -177,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print(f"(c) concurrency: {args.scale_cases} cases at {args.latency:g} s latency")
             print_scale(scale)
+        if "ctrl-c" in args.only:
+            ctrl_c_part(root, args.ctrl_c_cases, args.ctrl_c_latency)
     return 0
 
 

@@ -6,6 +6,9 @@ import contextlib
 import importlib.util
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import textwrap
 from collections.abc import Iterator
@@ -161,6 +164,25 @@ SMALL_CASE = """
         size: 256x256
         quality: low
 """
+
+
+def spawn(project: pytest.Pytester, *args: str, group: bool = False) -> subprocess.Popen[str]:
+    """``pytest`` in ``project`` as a real process (for signals and a second process);
+    ``group``: in a session of its own, so ``os.killpg`` is a terminal's Ctrl-C."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", *args],
+        cwd=project.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=group,
+        preexec_fn=_default_ctrl_c,
+    )
+
+
+def _default_ctrl_c() -> None:
+    """The child handles Ctrl-C itself, whatever this process (an xdist worker) does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _find(name: str, *more: str) -> str | None:

@@ -40,7 +40,8 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
                      marks=needs_s3),
         pytest.param("pipeline_overhead.py", ["--quick"],
                      ["replay / floor (per case)", "pipeline / bare httpx (per call)",
-                      "speed-up concurrency vs serial", "concurrent run / ideal"],
+                      "speed-up concurrency vs serial", "concurrent run / ideal",
+                      "seconds from Ctrl-C to exit", "requests sent / two rounds"],
                      marks=needs_xdist),
     ],
 )  # fmt: skip

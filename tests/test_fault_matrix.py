@@ -18,8 +18,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -31,7 +29,7 @@ from PIL import Image
 from pytest_imagegen.fakeserver import FakeImagesServer
 from pytest_imagegen.money.prices import PriceTable
 
-from .conftest import CANARY_KEY
+from .conftest import CANARY_KEY, spawn
 
 PRICES = PriceTable.load()
 ONCE = "--imagegen-record-mode=once"
@@ -225,23 +223,6 @@ def _run(project: pytest.Pytester, server: FakeImagesServer, args: list[str]) ->
     return Run(out, server.requests + server.chat_requests + server.downloads - before, report)
 
 
-def _spawn(project: pytest.Pytester, args: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", *args],
-        cwd=project.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        preexec_fn=_default_ctrl_c,
-    )
-
-
-def _default_ctrl_c() -> None:
-    """The child handles Ctrl-C itself, whatever this process (an xdist worker) does."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.mark.parametrize("fault", list(FAULTS))
 @pytest.mark.parametrize("path_name", list(PATHS))
 def test_fault_matrix(
@@ -258,7 +239,7 @@ def test_fault_matrix(
     injected = _fault(fault, path)
     if fault == "second-process":
         live_env.latency = 0.5
-        procs = [_spawn(project, args[:1] + path.args) for _ in range(2)]
+        procs = [spawn(project, *args[:1], *path.args, group=True) for _ in range(2)]
         outs = [p.communicate(timeout=120)[0] for p in procs]
         sent = live_env.requests + live_env.chat_requests
         assert sent <= path.calls, outs  # paid once, whichever process recorded
@@ -271,7 +252,7 @@ def test_fault_matrix(
         return
     if fault == "sigint":
         live_env.inject({**injected, "count": 8})
-        proc = _spawn(project, args)
+        proc = spawn(project, *args, group=True)
         ends = time.monotonic() + 60
         while live_env.failures_started == 0 and proc.poll() is None:
             assert time.monotonic() < ends

@@ -21,7 +21,7 @@ import pytest
 from pytest_imagegen.fakeserver import FakeImagesServer
 from pytest_imagegen.money.prices import PriceTable
 
-from .conftest import CANARY_KEY, needs_xdist, write_suite
+from .conftest import CANARY_KEY, needs_xdist, spawn, write_suite
 
 ONCE = "--imagegen-record-mode=once"
 LIST_256 = PriceTable.load().list_cost("gpt-image-2", "256x256", "low", 1, "Picture 00").total
@@ -42,24 +42,6 @@ def ledger(root: Path) -> list[dict[str, object]]:
 
 def booked(root: Path) -> float:
     return sum(float(e["actual_cost"]) for e in ledger(root))  # type: ignore[arg-type]
-
-
-def spawn(project: pytest.Pytester, *args: str, group: bool = False) -> subprocess.Popen[str]:
-    """``pytest`` in ``project`` as a real process (for signals and a second process)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", *args],
-        cwd=project.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=group,
-        preexec_fn=_default_ctrl_c,
-    )
-
-
-def _default_ctrl_c() -> None:
-    """The child handles Ctrl-C itself, whatever this process (an xdist worker) does."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(condition: object, timeout: float = 30.0) -> None:

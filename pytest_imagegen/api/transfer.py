@@ -80,53 +80,66 @@ def _too_large(cap: int, what: str) -> ResponseTooLarge:
     )
 
 
+class _Body:
+    """The chunks of one answer as they arrive: the cap (decompressed) and the deadline
+    checked after each."""
+
+    def __init__(self, response: Any, deadline: Deadline, cap: int, what: str, request: Any):
+        self.deadline, self.cap, self.what = deadline, cap, what
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.declared_over = False
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > cap and not _encoded(response):
+            self.declared_over = True  # the caller closes it and raises :meth:`too_large`
+        else:
+            deadline.clip((request if request is not None else response.request).extensions)
+
+    def too_large(self) -> ResponseTooLarge:
+        return _too_large(self.cap, self.what)
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.cap:
+            raise self.too_large()
+        self.chunks.append(chunk)
+        self.deadline.check(self.what)
+
+    def content(self) -> bytes:
+        return b"".join(self.chunks)
+
+
 def read_body(
     response: Any, deadline: Deadline, cap: int, what: str = "the answer", request: Any = None
 ) -> bytes:
     """The decoded body of a streamed httpx (or httpx2) response, within the deadline and
     the cap; the response is closed either way."""
-    declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > cap and not _encoded(response):
-        response.close()
-        raise _too_large(cap, what)
-    deadline.clip((request if request is not None else response.request).extensions)
-    chunks: list[bytes] = []
-    size = 0
+    body = _Body(response, deadline, cap, what, request)
     try:
+        if body.declared_over:
+            raise body.too_large()
         chunk_iter: Iterator[bytes] = response.iter_bytes()
         for chunk in chunk_iter:
-            size += len(chunk)
-            if size > cap:
-                raise _too_large(cap, what)
-            chunks.append(chunk)
-            deadline.check(what)
+            body.add(chunk)
     finally:
         response.close()
-    return b"".join(chunks)
+    return body.content()
 
 
 async def aread_body(
     response: Any, deadline: Deadline, cap: int, what: str = "the answer", request: Any = None
 ) -> bytes:
     """:func:`read_body` for async responses."""
-    declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > cap and not _encoded(response):
-        await response.aclose()
-        raise _too_large(cap, what)
-    deadline.clip((request if request is not None else response.request).extensions)
-    chunks: list[bytes] = []
-    size = 0
+    body = _Body(response, deadline, cap, what, request)
     try:
+        if body.declared_over:
+            raise body.too_large()
         chunk_iter: AsyncIterator[bytes] = response.aiter_bytes()
         async for chunk in chunk_iter:
-            size += len(chunk)
-            if size > cap:
-                raise _too_large(cap, what)
-            chunks.append(chunk)
-            deadline.check(what)
+            body.add(chunk)
     finally:
         await response.aclose()
-    return b"".join(chunks)
+    return body.content()
 
 
 def _encoded(response: Any) -> bool:

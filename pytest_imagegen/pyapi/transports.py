@@ -162,27 +162,12 @@ def _wrap(
             pending = guard.before(request, content)
             if pending is None or not pending.live:
                 return await original(transport, request)
-            slot = guard.sending(pending)
-            try:
-                pending.deadline.clip(request.extensions)
+            with _exchange(guard, pending, transport, request):
                 response = await real(transport, request)
                 body = await aread_body(
                     response, pending.deadline, guard.max_bytes, request=request
                 )
-            except ResponseTooLarge as exc:
-                guard.too_large(pending, exc)
-            except DeadlineExceeded as exc:
-                guard.failed(pending, exc)
-                raise _timeout_error(transport, str(exc), request) from None
-            except Exception as exc:
-                guard.failed(pending, exc)
-                raise
-            finally:
-                guard.sent(slot)
-            body = _masked(response, body, guard.redactor)
-            guard.record(request, content, response, body)
-            guard.after(pending, response.status_code, body)
-            return decoded_copy(response, body, request)
+            return _answered(guard, pending, request, content, response, body)
 
         return handle_async
 
@@ -191,27 +176,44 @@ def _wrap(
         pending = guard.before(request, content)
         if pending is None or not pending.live:
             return original(transport, request)
-        slot = guard.sending(pending)
-        try:
-            pending.deadline.clip(request.extensions)
+        with _exchange(guard, pending, transport, request):
             response = real(transport, request)
             body = read_body(response, pending.deadline, guard.max_bytes, request=request)
-        except ResponseTooLarge as exc:
-            guard.too_large(pending, exc)
-        except DeadlineExceeded as exc:
-            guard.failed(pending, exc)
-            raise _timeout_error(transport, str(exc), request) from None
-        except Exception as exc:
-            guard.failed(pending, exc)
-            raise
-        finally:
-            guard.sent(slot)
-        body = _masked(response, body, guard.redactor)
-        guard.record(request, content, response, body)
-        guard.after(pending, response.status_code, body)
-        return decoded_copy(response, body, request)
+        return _answered(guard, pending, request, content, response, body)
 
     return handle
+
+
+@contextlib.contextmanager
+def _exchange(guard: TransportGuard, pending: Any, transport: Any, request: Any) -> Iterator[None]:
+    """One live attempt of a sync or async transport: a limiter slot while it is out, its
+    deadline on the request, and a failure booked by outcome (an overlong answer at list
+    cost, a deadline as the flavour's own ReadTimeout)."""
+    slot = guard.sending(pending)
+    try:
+        pending.deadline.clip(request.extensions)
+        yield
+    except ResponseTooLarge as exc:
+        guard.too_large(pending, exc)
+    except DeadlineExceeded as exc:
+        guard.failed(pending, exc)
+        raise _timeout_error(transport, str(exc), request) from None
+    except Exception as exc:
+        guard.failed(pending, exc)
+        raise
+    finally:
+        guard.sent(slot)
+
+
+def _answered(
+    guard: TransportGuard, pending: Any, request: Any, content: bytes, response: Any, body: bytes
+) -> Any:
+    """A read answer: a key it echoes masked, appended to the cassette, booked, and handed
+    on as a response whose body is already read."""
+    body = _masked(response, body, guard.redactor)
+    guard.record(request, content, response, body)
+    guard.after(pending, response.status_code, body)
+    return decoded_copy(response, body, request)
 
 
 def _prehook(
