@@ -5,8 +5,8 @@
   (``constraints/oldest.txt``);
 * ``newest``: the newest Python here with the newest release of every dependency.
 
-Each session installs the test and OCR extras and runs the whole test suite under
-``pytest -n 2`` (so the OCR tests run at both ends too).
+Each session installs the test, OCR and docs extras and runs the whole test suite under
+``pytest -n 2`` (so the OCR tests and the strict docs build run at both ends too).
 """
 
 from __future__ import annotations
@@ -38,14 +38,14 @@ def interpreter(version: str) -> str:
 @nox.session(python=False)
 def tests(session: nox.Session) -> None:
     """The README's test command in the current environment."""
-    session.run("python", "-m", "pip", "install", "-q", "-e", ".[test,ocr]")
+    session.run("python", "-m", "pip", "install", "-q", "-e", ".[test,ocr,docs]")
     session.run("python", "-m", *PYTEST, *session.posargs)
 
 
 @nox.session(python=interpreter("3.10"))
 def oldest(session: nox.Session) -> None:
     """Python 3.10, every dependency at its floor."""
-    session.install("-c", "constraints/oldest.txt", "-e", ".[test,ocr]")
+    session.install("-c", "constraints/oldest.txt", "-e", ".[test,ocr,docs]")
     session.run("python", "-m", "pip", "freeze", silent=False)
     session.run("python", "-m", *PYTEST, *session.posargs)
 
@@ -53,6 +53,6 @@ def oldest(session: nox.Session) -> None:
 @nox.session(python=interpreter("3.13"))
 def newest(session: nox.Session) -> None:
     """The newest Python here, every dependency at its newest release."""
-    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test,ocr]")
+    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test,ocr,docs]")
     session.run("python", "-m", "pip", "freeze", silent=False)
     session.run("python", "-m", *PYTEST, *session.posargs)

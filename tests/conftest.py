@@ -166,6 +166,13 @@ SMALL_CASE = """
 """
 
 
+#: Seconds a recording may take to exit after Ctrl-C in a test. About 1.5 s here
+#: (benchmarks/pipeline_overhead.py prints it against the issue's 5 s); the rest is room
+#: for a loaded CI machine, whose other plugins (hypothesis, pytest-benchmark) load in
+#: each xdist worker as it shuts down. Still far below a run that kept sending.
+EXIT_AFTER_CTRL_C = 10.0
+
+
 def spawn(project: pytest.Pytester, *args: str, group: bool = False) -> subprocess.Popen[str]:
     """``pytest`` in ``project`` as a real process (for signals and a second process);
     ``group``: in a session of its own, so ``os.killpg`` is a terminal's Ctrl-C."""

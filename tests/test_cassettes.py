@@ -456,7 +456,10 @@ def test_interrupted_recording_leaves_only_complete_files(
           - {id: d, prompt: "Fourth"}
         """,
     )
-    live_env.latency = 0.6
+    # the first answer comes at once, the next ones are held 5 s: the signal lands while
+    # one is in flight however late this process is scheduled (with a plain latency, all
+    # four once finished before the signal on a busy machine)
+    live_env.inject({"delay": 0.01}, {"delay": 5, "count": 3})
     # the child handles Ctrl-C itself even if it inherits SIGINT ignored: seen when this test
     # ran late in a full run (the parent had SIGINT and SIGQUIT ignored for a moment)
     start = (
@@ -471,21 +474,16 @@ def test_interrupted_recording_leaves_only_complete_files(
         stderr=subprocess.DEVNULL,
     )
     cassettes = project.path / "prompt_suites" / "cassettes" / "s"
-    deadline = time.monotonic() + 30
-    while (
-        not (cassettes.exists() and any(cassettes.glob("*.yaml"))) and time.monotonic() < deadline
-    ):
+    deadline = time.monotonic() + 60
+    while live_env.failures_started < 2 and proc.poll() is None:  # the second is held now
+        assert time.monotonic() < deadline, "the recording never reached its second case"
         time.sleep(0.02)
-    # later requests take long, so the signal lands while one is in flight even when this
-    # process is scheduled late (on a busy machine all four once finished before it)
-    live_env.latency = 5
-    time.sleep(0.3)  # the next request is in flight now
+    time.sleep(0.3)
     proc.send_signal(sig)
     proc.wait(timeout=30)
     done = sorted(p.stem for p in cassettes.glob("*.yaml"))
     assert 1 <= len(done) < 4, done
     _loadable(project.path)
-    live_env.latency = 0
     live_env.reset()
     project.runpytest(record_mode("once")).assert_outcomes(passed=4)
     assert live_env.requests == 4 - len(done)  # only what was missing is recorded

@@ -72,7 +72,7 @@ def test_persister_works_where_use_cassette_ignores_it(
 
 def _requirements() -> list[str]:
     text = (ROOT / "pyproject.toml").read_text()
-    block = re.findall(r"^(?:dependencies|test|ocr) = \[(.*?)^\]", text, re.S | re.M)
+    block = re.findall(r"^(?:dependencies|test|ocr|docs) = \[(.*?)^\]", text, re.S | re.M)
     return [m for b in block for m in re.findall(r'^\s*"([^"]+)"', b, re.M)]
 
 
@@ -100,7 +100,8 @@ def test_oldest_constraints_pin_every_floor() -> None:
 
 def test_ocr_extra_installs_on_every_python_and_both_ends_run_it() -> None:
     """`[ocr]` is rapidocr 3 on onnxruntime with no Python marker, and `nox -s oldest newest`
-    install it, so the OCR tests run (none skipped) at both ends of the matrix."""
+    install it (and `[docs]`), so the OCR tests and the strict docs build run (none skipped)
+    at both ends of the matrix."""
     text = (ROOT / "pyproject.toml").read_text()
     (block,) = re.findall(r"^ocr = \[(.*?)^\]", text, re.S | re.M)
     requirements = re.findall(r'^\s*"([^"]+)"', block, re.M)
@@ -110,7 +111,7 @@ def test_ocr_extra_installs_on_every_python_and_both_ends_run_it() -> None:
     noxfile = (ROOT / "noxfile.py").read_text()
     for session in ("oldest", "newest"):
         body = noxfile.split(f"def {session}(", 1)[1].split("\n\n\n", 1)[0]
-        assert '".[test,ocr]"' in body, session
+        assert '".[test,ocr,docs]"' in body, session
 
 
 def test_browser_test_skips_without_chromium_unless_on_ci(tmp_path: Path) -> None:
