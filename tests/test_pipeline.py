@@ -108,6 +108,40 @@ def test_two_processes_recording_the_same_cases_pay_once(
     assert len(ledger(project.path)) == 8
 
 
+def test_a_lock_taken_on_a_removed_lock_file_is_let_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the oldest dependencies (filelock 3.12), two processes recording the same suite
+    once paid twice: a session ending removed a lock file just as another process opened
+    it, the lock that process then took was on the removed file, and the next process made
+    a new one and recorded too. A lock on a file no longer there is let go and taken again."""
+    from filelock import FileLock
+
+    from pytest_imagegen.api.locks import file_lock
+
+    original = FileLock._acquire
+    removed: list[str] = []
+
+    def racing(self: FileLock) -> None:  # another session removes the file meanwhile
+        original(self)
+        if not removed:
+            removed.append(self.lock_file)
+            os.unlink(self.lock_file)
+
+    monkeypatch.setattr(FileLock, "_acquire", racing)
+    lock = file_lock(tmp_path / "c.yaml", tmp_path / ".imagegen", timeout=10)
+    with lock:
+        assert removed == [lock.lock_file]
+        held = os.fstat(lock._context.lock_file_fd)  # type: ignore[attr-defined]
+        assert os.path.samestat(held, os.stat(lock.lock_file))  # the file there now
+        other = subprocess.run(
+            [sys.executable, "-c", "import filelock, sys; "
+             "filelock.FileLock(sys.argv[1], timeout=0.2).acquire()", lock.lock_file],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert "Timeout" in other.stderr, other.stderr  # another process waits for it
+
+
 # ------------------------------------------------------ 3. edits under concurrency
 
 

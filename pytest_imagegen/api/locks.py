@@ -67,11 +67,26 @@ def _lock_class() -> type[BaseFileLock]:
                 os.makedirs(os.path.dirname(self.lock_file), mode=0o700, exist_ok=True)
                 try:
                     super()._acquire()
-                    return
                 except FileNotFoundError:
                     continue
+                fd = getattr(self._context, "lock_file_fd", None)
+                if fd is not None and not _still_named(fd, self.lock_file):
+                    # Another session removed the lock file between our open and our lock
+                    # (remove_locks): a lock on that inode guards nothing, since the next
+                    # process creates a new file. Let go; the next try locks the file there
+                    # now (newer filelock releases check this themselves; the floor, 3.12, does not).
+                    self._release()
+                return
 
     return FolderSafeLock
+
+
+def _still_named(fd: int, path: str) -> bool:
+    """Whether the open file ``fd`` is still the file at ``path``."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
 
 
 def remove_locks(folders: bool = True) -> None:
