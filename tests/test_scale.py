@@ -67,7 +67,10 @@ def test_limiter_caps_threads_in_flight(tmp_path: Path) -> None:
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-        time.sleep(0.1)
+        ends = time.monotonic() + 2  # hold the slot until a second thread is in too (or 2 s),
+        while active[0] < 2 and time.monotonic() < ends:  # so a busy machine cannot
+            time.sleep(0.01)  # serialise them by chance
+        time.sleep(0.05)
         with lock:
             active[0] -= 1
         limiter.release(slot)
