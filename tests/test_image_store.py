@@ -383,6 +383,14 @@ def test_record_upload_replay_from_the_store_then_offline_from_the_cache(
     assert {name[:64] for name in local} <= previews  # made from the cached images
 
 
+def recorded_kite(project: pytest.Pytester, s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Checkout "one" with the store and its one kite case recorded (the cwd is there)."""
+    one = checkout(project, "one", s3.bucket, "cache", suite_text(kite="A red kite"))
+    monkeypatch.chdir(one)
+    project.runpytest("--imagegen-record-mode=once").assert_outcomes(passed=1)
+    return one
+
+
 @needs_s3
 def test_a_cold_cache_with_the_store_unreachable_fails_naming_both(
     project: pytest.Pytester,
@@ -390,9 +398,7 @@ def test_a_cold_cache_with_the_store_unreachable_fails_naming_both(
     s3: S3Server,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    one = checkout(project, "one", s3.bucket, "cache", suite_text(kite="A red kite"))
-    monkeypatch.chdir(one)
-    project.runpytest("--imagegen-record-mode=once").assert_outcomes(passed=1)
+    one = recorded_kite(project, s3, monkeypatch)
     (name,) = sidecars(one)
     (one / IMAGES / name).unlink()
     dead_store(monkeypatch)
@@ -417,9 +423,7 @@ def test_a_corrupt_object_in_the_store_is_refused(
     s3: S3Server,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    one = checkout(project, "one", s3.bucket, "cache", suite_text(kite="A red kite"))
-    monkeypatch.chdir(one)
-    project.runpytest("--imagegen-record-mode=once").assert_outcomes(passed=1)
+    one = recorded_kite(project, s3, monkeypatch)
     (name,) = sidecars(one)
     (one / IMAGES / name).unlink()
     key = f"{s3.bucket}/team/images/{name}"
@@ -469,9 +473,7 @@ def test_prune_with_a_store_deletes_remote_objects_only_when_asked(
     s3: S3Server,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    one = checkout(project, "one", s3.bucket, "cache", suite_text(kite="A red kite"))
-    monkeypatch.chdir(one)
-    project.runpytest("--imagegen-record-mode=once").assert_outcomes(passed=1)
+    one = recorded_kite(project, s3, monkeypatch)
     (first,) = sidecars(one)
     (one / "prompt_suites/s.yaml").write_text(textwrap.dedent(suite_text(kite="A blue kite")))
     project.runpytest(
